@@ -1,0 +1,30 @@
+# One entry point for people and CI. Every target builds the virtualenv it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO    = demo-data
+
+.PHONY: install test demo bench clean
+
+$(BIN)/crash-aggregates: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,spark,s3]'
+	@touch $@
+
+install: $(BIN)/crash-aggregates
+
+test: install
+	$(BIN)/python -m pytest
+
+demo: install
+	rm -rf $(DEMO)
+	$(BIN)/crash-aggregates generate --output $(DEMO)/pings --min-submission-date 2016-03-09 --max-submission-date 2016-03-15 --pings-per-day 20000 --seed 1
+	$(BIN)/crash-aggregates run --input $(DEMO)/pings --output $(DEMO)/aggregates --min-submission-date 2016-03-09 --max-submission-date 2016-03-15
+	$(BIN)/crash-aggregates sql --data $(DEMO)/aggregates --file examples/crash_rates_by_channel.sql
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(DEMO) build dist src/*.egg-info

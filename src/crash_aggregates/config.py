@@ -1,0 +1,251 @@
+"""Dimensions and stats as data: the SPEC defaults, TOML loading and printing.
+
+A configuration file only has to hold what it changes; every table it leaves
+out keeps its default. The ``[dimensions]`` and ``[stats]`` tables, when
+present, replace the defaults as a whole, so that removing a dimension is as
+easy as adding one.
+
+>>> cfg = default_config()
+>>> [d.name for d in cfg.dimensions][:3]
+['build_version', 'build_id', 'channel']
+>>> cfg.stat_columns()[:4]
+['ping_count', 'usage_hours', 'usage_hours_squared', 'main_crashes']
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import tomli_w
+
+#: Per-ping values computed by the rules in ``pings.py`` (SPEC section 5).
+BUILTIN_STATS = ("ping_count", "usage_hours", "main_crashes")
+
+CONFIG_ENV_VAR = "CRASH_AGGREGATES_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be read or does not make sense."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One key of the ``dimensions`` map, read from a JSON path of the ping."""
+
+    name: str
+    path: tuple[str, ...]
+    absent_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One summed value: a built-in per-ping value or a count histogram."""
+
+    name: str
+    builtin: str | None = None
+    histogram: tuple[str, ...] | None = None
+    squared: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    dimensions: tuple[Dimension, ...]
+    stats: tuple[Stat, ...]
+    input: str | None = None
+    output: str | None = None
+    s3_endpoint_url: str | None = None
+    source: str = "built-in defaults"
+
+    def stat_columns(self) -> list[str]:
+        """Names of the ``stats`` map keys, in output order."""
+        names = []
+        for stat in self.stats:
+            names.append(stat.name)
+            if stat.squared:
+                names.append(stat.name + "_squared")
+        return names
+
+
+def split_path(path: str | list[str]) -> tuple[str, ...]:
+    """A dotted JSON path, or a list of keys for keys that contain dots.
+
+    >>> split_path("environment.build.buildId")
+    ('environment', 'build', 'buildId')
+    >>> split_path(["payload", "keyedHistograms", "a.b"])
+    ('payload', 'keyedHistograms', 'a.b')
+    """
+    parts = tuple(path.split(".")) if isinstance(path, str) else tuple(path)
+    if not parts or not all(isinstance(p, str) and p for p in parts):
+        raise ConfigError(f"invalid JSON path {path!r}")
+    return parts
+
+
+def _histogram(name: str, key: str) -> tuple[str, ...]:
+    return ("payload", "keyedHistograms", name, key)
+
+
+DEFAULT_DIMENSIONS = (
+    Dimension("build_version", split_path("environment.build.version")),
+    Dimension("build_id", split_path("environment.build.buildId")),
+    Dimension("channel", split_path("application.channel")),
+    Dimension("application", split_path("application.name")),
+    Dimension("os_name", split_path("environment.system.os.name")),
+    Dimension("os_version", split_path("environment.system.os.version")),
+    Dimension("architecture", split_path("environment.build.architecture")),
+    Dimension("country", split_path("meta.geoCountry")),
+    Dimension("experiment_id", split_path("environment.addons.activeExperiment.id")),
+    Dimension("experiment_branch", split_path("environment.addons.activeExperiment.branch")),
+    Dimension("e10s_enabled", split_path("environment.settings.e10sEnabled")),
+    Dimension("e10s_cohort", split_path("environment.settings.e10sCohort")),
+)
+
+#: Off by default (SPEC section 4); enable it by listing it in a config file.
+GFX_COMPOSITOR = Dimension(
+    "gfx_compositor", split_path("environment.system.gfx.features.compositor"), ("none",)
+)
+
+DEFAULT_STATS = (
+    Stat("ping_count", builtin="ping_count", squared=False),
+    Stat("usage_hours", builtin="usage_hours"),
+    Stat("main_crashes", builtin="main_crashes"),
+    Stat("content_crashes", histogram=_histogram("SUBPROCESS_CRASHES_WITH_DUMP", "content")),
+    Stat("plugin_crashes", histogram=_histogram("SUBPROCESS_CRASHES_WITH_DUMP", "plugin")),
+    Stat("gmplugin_crashes", histogram=_histogram("SUBPROCESS_CRASHES_WITH_DUMP", "gmplugin")),
+    Stat("gpu_crashes", histogram=_histogram("SUBPROCESS_CRASHES_WITH_DUMP", "gpu")),
+    Stat("content_shutdown_crashes", histogram=_histogram("SUBPROCESS_KILL_HARD", "ShutDownKill")),
+)
+
+
+def default_config() -> Config:
+    return Config(dimensions=DEFAULT_DIMENSIONS, stats=DEFAULT_STATS)
+
+
+def _parse_dimension(name: str, spec) -> Dimension:
+    if isinstance(spec, (str, list)):
+        return Dimension(name, split_path(spec))
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"path", "absent"}
+        if unknown or "path" not in spec:
+            raise ConfigError(
+                f"dimension {name!r}: expected keys 'path' and optional 'absent', got {sorted(spec)}"
+            )
+        absent = spec.get("absent", [])
+        if not isinstance(absent, list) or not all(isinstance(v, str) for v in absent):
+            raise ConfigError(f"dimension {name!r}: 'absent' must be a list of strings")
+        return Dimension(name, split_path(spec["path"]), tuple(absent))
+    raise ConfigError(f"dimension {name!r}: expected a JSON path or a table, got {spec!r}")
+
+
+def _parse_stat(name: str, spec) -> Stat:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"stat {name!r}: expected a table such as {{ builtin = \"usage_hours\" }}")
+    unknown = set(spec) - {"builtin", "histogram", "squared"}
+    if unknown:
+        raise ConfigError(f"stat {name!r}: unknown keys {sorted(unknown)}")
+    squared = spec.get("squared", True)
+    if not isinstance(squared, bool):
+        raise ConfigError(f"stat {name!r}: 'squared' must be true or false")
+    if ("builtin" in spec) == ("histogram" in spec):
+        raise ConfigError(f"stat {name!r}: give exactly one of 'builtin' or 'histogram'")
+    if "builtin" in spec:
+        if spec["builtin"] not in BUILTIN_STATS:
+            raise ConfigError(
+                f"stat {name!r}: unknown builtin {spec['builtin']!r} (known: {', '.join(BUILTIN_STATS)})"
+            )
+        return Stat(name, builtin=spec["builtin"], squared=squared)
+    return Stat(name, histogram=split_path(spec["histogram"]), squared=squared)
+
+
+def _check_names(kind: str, names: list[str]) -> None:
+    seen = set()
+    for name in names:
+        if not name or not isinstance(name, str):
+            raise ConfigError(f"{kind} names must be non-empty strings")
+        if name in seen:
+            raise ConfigError(f"{kind} {name!r} is declared twice")
+        seen.add(name)
+
+
+def parse_config(data: dict, source: str = "<config>") -> Config:
+    """Build a Config from a parsed TOML document (missing tables keep defaults)."""
+    config = default_config()
+    known = {"dimensions", "stats", "data", "s3"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown table(s) {sorted(unknown)} (known: {sorted(known)})")
+    if "dimensions" in data:
+        dims = tuple(_parse_dimension(n, s) for n, s in data["dimensions"].items())
+        _check_names("dimension", [d.name for d in dims])
+        config = replace(config, dimensions=dims)
+    if "stats" in data:
+        stats = tuple(_parse_stat(n, s) for n, s in data["stats"].items())
+        _check_names("stat", [s.name for s in stats])
+        columns = [c for s in stats for c in ((s.name, s.name + "_squared") if s.squared else (s.name,))]
+        _check_names("stat column", columns)
+        config = replace(config, stats=stats)
+    paths = data.get("data", {})
+    unknown = set(paths) - {"input", "output"}
+    if unknown:
+        raise ConfigError(f"[data]: unknown keys {sorted(unknown)} (known: input, output)")
+    s3 = data.get("s3", {})
+    if set(s3) - {"endpoint_url"}:
+        raise ConfigError(f"[s3]: unknown keys {sorted(set(s3) - {'endpoint_url'})} (known: endpoint_url)")
+    return replace(
+        config,
+        input=paths.get("input"),
+        output=paths.get("output"),
+        s3_endpoint_url=s3.get("endpoint_url"),
+        source=source,
+    )
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read a TOML file (or ``$CRASH_AGGREGATES_CONFIG``); no file means the defaults."""
+    path = path or os.environ.get(CONFIG_ENV_VAR)
+    if not path:
+        return default_config()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    try:
+        return parse_config(data, source=str(Path(path)))
+    except ConfigError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+
+
+def _path_to_toml(path: tuple[str, ...]):
+    return ".".join(path) if not any("." in p for p in path) else list(path)
+
+
+def to_toml(config: Config) -> str:
+    """The effective configuration as a TOML document that ``load_config`` reads back."""
+    doc: dict = {}
+    data = {k: v for k, v in (("input", config.input), ("output", config.output)) if v}
+    if data:
+        doc["data"] = data
+    if config.s3_endpoint_url:
+        doc["s3"] = {"endpoint_url": config.s3_endpoint_url}
+    doc["dimensions"] = {
+        d.name: (
+            {"path": _path_to_toml(d.path), "absent": list(d.absent_values)}
+            if d.absent_values
+            else _path_to_toml(d.path)
+        )
+        for d in config.dimensions
+    }
+    stats = {}
+    for s in config.stats:
+        entry = {"builtin": s.builtin} if s.builtin else {"histogram": _path_to_toml(s.histogram)}
+        if not s.squared:
+            entry["squared"] = False
+        stats[s.name] = entry
+    doc["stats"] = stats
+    header = f"# crash-aggregates configuration (from {config.source})\n"
+    return header + tomli_w.dumps(doc)
