@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import click
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
+EXIT_USAGE = 2  # the other exit codes are set by job.run_job
 
 EXIT_CODES_HELP = """\b
 Exit codes:

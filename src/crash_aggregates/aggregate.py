@@ -1,0 +1,77 @@
+"""Partial aggregates of one submission date: summing pings, merging partials, counting.
+
+Every engine builds these from lines with ``add_lines`` and combines them with
+``merge``; the counters are what ``_report.json`` reports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+from .pings import REASONS, PingRules
+
+
+class DayAggregate:
+    """Sums per (activity_date, dimensions) plus processed/ignored counters."""
+
+    def __init__(self):
+        self.aggregates: dict[tuple, list[float]] = {}
+        self.processed = Counter()  # doc type -> pings
+        self.ignored = Counter()  # (doc type, reason) -> pings
+        self.corrupt_files: list[dict] = []
+
+    def add_lines(self, rules: PingRules, lines: Iterable[bytes]) -> None:
+        """Evaluate and sum lines; blank lines are skipped, every other one counted."""
+        aggregates, processed, ignored = self.aggregates, self.processed, self.ignored
+        evaluate = rules.evaluate
+        for line in lines:
+            if not line or line.isspace():
+                continue
+            outcome = evaluate(line)
+            doc_type = "crash" if outcome.is_crash else "main"
+            if outcome.reason is not None:
+                ignored[doc_type, outcome.reason] += 1
+                continue
+            processed[doc_type] += 1
+            sums = aggregates.get(outcome.key)
+            if sums is None:
+                aggregates[outcome.key] = list(outcome.values)
+            else:
+                for i, x in enumerate(outcome.values):
+                    sums[i] += x
+
+    def merge(self, other: "DayAggregate") -> "DayAggregate":
+        """Add another partial into this one (in place) and return self."""
+        aggregates = self.aggregates
+        for key, values in other.aggregates.items():
+            sums = aggregates.get(key)
+            if sums is None:
+                aggregates[key] = list(values)
+            else:
+                for i, x in enumerate(values):
+                    sums[i] += x
+        self.processed.update(other.processed)
+        self.ignored.update(other.ignored)
+        self.corrupt_files.extend(other.corrupt_files)
+        return self
+
+    @property
+    def pings(self) -> int:
+        return sum(self.processed.values()) + sum(self.ignored.values())
+
+    def counters(self) -> dict:
+        """The report's counters: per doc type, per reason, and both."""
+        by_reason = {r: 0 for r in REASONS}
+        by_doc_type = {"main": {}, "crash": {}}
+        for (doc_type, reason), n in sorted(self.ignored.items()):
+            by_reason[reason] += n
+            by_doc_type[doc_type][reason] = n
+        return {
+            "main_pings_processed": self.processed["main"],
+            "main_pings_ignored": sum(by_doc_type["main"].values()),
+            "crash_pings_processed": self.processed["crash"],
+            "crash_pings_ignored": sum(by_doc_type["crash"].values()),
+            "ignored_by_reason": by_reason,
+            "ignored_by_doc_type": by_doc_type,
+        }

@@ -1,0 +1,162 @@
+"""The daily job: for each submission date, read, aggregate, publish, report.
+
+This is the library entry point behind ``crash-aggregates run``; it returns
+the process exit status and prints one summary line per date plus a final one.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+import click
+
+from . import __version__
+from .config import Config
+from .sources import CorruptInput, NoInput, list_input, plan_splits
+from .storage import aggregates_table, clean_staging, publish_partition
+
+EXIT_OK, EXIT_FAILED, EXIT_NO_INPUT = 0, 1, 3
+
+
+@dataclass
+class DayResult:
+    day: date
+    status: str  # "published" | "no input" | "failed"
+    message: str = ""
+    report: dict = field(default_factory=dict)
+
+
+def run_job(
+    config: Config,
+    input_path: str,
+    output_path: str,
+    dates: list[date],
+    engine: str = "embedded",
+    workers: int | None = None,
+    allow_corrupt: bool = False,
+    progress: bool = False,
+) -> int:
+    """Process every date; returns 0, 1 (a date failed) or 3 (a date had no input)."""
+    started = time.perf_counter()
+    if engine == "embedded" and not workers:
+        from .engines.embedded import default_workers
+
+        workers = default_workers()
+    for name in clean_staging(output_path):
+        click.echo(f"removed {name}, left behind by an interrupted run", err=True)
+    results = [run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) for day in dates]
+    counts = {s: sum(r.status == s for r in results) for s in ("published", "no input", "failed")}
+    click.echo(
+        f"done: {len(results)} date(s): {counts['published']} published, {counts['no input']} without input, "
+        f"{counts['failed']} failed, in {time.perf_counter() - started:.1f} s"
+    )
+    if counts["failed"]:
+        return EXIT_FAILED
+    if counts["no input"]:
+        return EXIT_NO_INPUT
+    return EXIT_OK
+
+
+def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) -> DayResult:
+    started = time.perf_counter()
+    try:
+        files = list_input(input_path, day)
+    except NoInput as e:
+        click.echo(f"{day}: no input ({e}); nothing written", err=True)
+        return DayResult(day, "no input", str(e))
+    splits = plan_splits(files)
+    total_bytes = sum(f.size for f in files)
+    try:
+        with _progress_bar(day, total_bytes, progress) as advance:
+            partial = _aggregate(config, day, splits, engine, workers, allow_corrupt, advance)
+    except CorruptInput as e:
+        click.echo(
+            f"{day}: failed: corrupt input {e} (--allow-corrupt-files uses its readable lines); "
+            "the previous partition is left in place",
+            err=True,
+        )
+        return DayResult(day, "failed", str(e))
+    except OSError as e:
+        click.echo(f"{day}: failed: cannot read input: {e}; the previous partition is left in place", err=True)
+        return DayResult(day, "failed", str(e))
+
+    counters = partial.counters()
+    report = {
+        "submission_date": day.isoformat(),
+        **counters,
+        "aggregates": len(partial.aggregates),
+        "input_files": len(files),
+        "input_bytes": total_bytes,
+        "corrupt_files": partial.corrupt_files,
+        "engine": engine,
+        "workers": workers,
+        "dimensions": [d.name for d in config.dimensions],
+        "stats": config.stat_columns(),
+        "version": __version__,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "duration_seconds": round(time.perf_counter() - started, 3),
+    }
+    table = aggregates_table(partial.aggregates, [d.name for d in config.dimensions], config.stat_columns())
+    try:
+        where = publish_partition(output_path, day, table, report)
+    except OSError as e:
+        click.echo(f"{day}: failed: cannot publish to {output_path}: {e}; the previous partition is left in place", err=True)
+        return DayResult(day, "failed", str(e), report)
+    seconds = time.perf_counter() - started
+    corrupt = f", {len(partial.corrupt_files)} corrupt file(s) used in part" if partial.corrupt_files else ""
+    click.echo(
+        f"{day}: main {counters['main_pings_processed']:,} processed / {counters['main_pings_ignored']:,} ignored, "
+        f"crash {counters['crash_pings_processed']:,} processed / {counters['crash_pings_ignored']:,} ignored, "
+        f"{len(partial.aggregates):,} aggregates, {total_bytes / 1e6:,.1f} MB in {seconds:.2f} s{corrupt} -> {where}"
+    )
+    return DayResult(day, "published", report=report)
+
+
+def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):
+    if engine == "embedded":
+        from .engines.embedded import aggregate_day
+    else:
+        raise ValueError(f"unknown engine {engine!r}")
+    return aggregate_day(config, day, splits, workers=workers, allow_corrupt=allow_corrupt, progress=advance)
+
+
+class _progress_bar:
+    """A rich progress bar on stderr (bytes of total, MB/s, pings/s), or nothing."""
+
+    def __init__(self, day: date, total_bytes: int, enabled: bool):
+        self.day, self.total, self.enabled = day, total_bytes, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+        self.pings = 0
+        self.started = time.perf_counter()
+        self.bar = Progress(
+            TextColumn(f"{self.day}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("read", total=self.total, rate="")
+        return self.advance
+
+    def advance(self, nbytes: int, pings: int) -> None:
+        self.pings += pings
+        rate = self.pings / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.update(self.task, advance=nbytes, rate=f"{rate:,.0f} pings/s")
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
