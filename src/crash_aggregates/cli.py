@@ -10,6 +10,7 @@ Exit codes (also in ``crash-aggregates --help`` and the README):
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date, datetime, timedelta, timezone
 
@@ -116,6 +117,8 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
         raise UsageError("no input: pass --input PATH or set [data] input in the config")
     if not output_path:
         raise UsageError("no output: pass --output PATH or set [data] output in the config")
+    if not os.path.isdir(input_path):
+        raise UsageError(f"input {input_path} is not a folder")
     code = run_job(
         config,
         input_path,

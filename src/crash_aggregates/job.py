@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -79,6 +80,10 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
             err=True,
         )
         return DayResult(day, "failed", str(e))
+    except BrokenProcessPool:
+        message = "a worker process died (killed, or out of memory?)"
+        click.echo(f"{day}: failed: {message}; the previous partition is left in place", err=True)
+        return DayResult(day, "failed", message)
     except OSError as e:
         click.echo(f"{day}: failed: cannot read input: {e}; the previous partition is left in place", err=True)
         return DayResult(day, "failed", str(e))

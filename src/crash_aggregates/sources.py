@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import zstandard
-from isal import igzip, isal_zlib
+from isal import isal_zlib
 
 from .storage import partition_name
 
@@ -24,6 +24,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BLOCK = 1 << 20
 #: Plain files are split into ranges of about this size.
 SPLIT_BYTES = 32 << 20
+COMPRESSED_READ = 64 << 10
 
 
 class NoInput(Exception):
@@ -36,6 +37,9 @@ class CorruptInput(Exception):
     def __init__(self, path: str, offset: int, detail: str):
         super().__init__(f"{path}: {detail} at byte {offset}")
         self.path, self.offset, self.detail = path, offset, detail
+
+    def __reduce__(self):  # crosses process boundaries intact
+        return CorruptInput, (self.path, self.offset, self.detail)
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,9 @@ def list_input(root: str | os.PathLike, day: date) -> list[InputFile]:
     return files
 
 
-def plan_splits(files: list[InputFile], split_bytes: int = SPLIT_BYTES) -> list[Split]:
-    """Cut plain files into ranges, keep compressed files whole; largest first."""
+def plan_splits(files: list[InputFile], split_bytes: int | None = None) -> list[Split]:
+    """Cut plain files into ranges of about ``split_bytes``; keep compressed files whole."""
+    split_bytes = split_bytes or SPLIT_BYTES
     splits = []
     for f in files:
         if f.compression != "none" or f.size <= split_bytes:
@@ -166,48 +171,32 @@ def _plain_lines(split: Split, progress: ProgressFn | None) -> Iterator[bytes]:
 
 
 def _compressed_blocks(file: InputFile, progress: ProgressFn | None) -> Iterator[bytes]:
+    if file.compression == "gzip":
+        new_decoder, errors = (lambda: isal_zlib.decompressobj(wbits=31)), isal_zlib.error
+    else:
+        new_decoder, errors = zstandard.ZstdDecompressor().decompressobj, zstandard.ZstdError
     with open(file.path, "rb") as raw:
         reported = 0
-
-        def advance():
-            nonlocal reported
-            if progress:
-                now = raw.tell()
-                progress(now - reported)
-                reported = now
-
         try:
-            if file.compression == "gzip":
-                with igzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                    while block := gz.read(BLOCK):
-                        yield block
-                        advance()
-            else:
-                yield from _zstd_blocks(raw, file.path, advance)
-        except CorruptInput:
-            raise
-        except (EOFError, OSError, isal_zlib.error, zstandard.ZstdError) as e:
-            detail = "truncated" if isinstance(e, EOFError) else f"corrupt ({e})"
-            raise CorruptInput(file.path, raw.tell(), f"{file.compression} stream {detail}") from None
-        advance()
-
-
-def _zstd_blocks(raw, path: str, advance) -> Iterator[bytes]:
-    # zstandard's stream reader returns a silent EOF on a truncated frame, so
-    # frames are decoded one by one and an unfinished one is reported.
-    dctx = zstandard.ZstdDecompressor()
-    obj, fed = dctx.decompressobj(), False
-    while data := raw.read(BLOCK):
-        while data:
-            out = obj.decompress(data)
-            fed = True
-            if out:
-                yield out
-            if obj.eof:
-                data = obj.unused_data
-                obj, fed = dctx.decompressobj(), False
-            else:
-                data = b""
-        advance()
-    if fed and not obj.eof:
-        raise CorruptInput(path, raw.tell(), "zstd stream truncated")
+            # Members (gzip) or frames (zstd) are decoded one by one: zstandard's
+            # stream reader would end silently on a truncated frame. Reads are
+            # small so that, on damage, what came before it is still delivered.
+            decoder, fed = new_decoder(), False
+            while data := raw.read(COMPRESSED_READ):
+                while data:
+                    out = decoder.decompress(data)
+                    fed = True
+                    if out:
+                        yield out
+                    if decoder.eof:
+                        data = decoder.unused_data
+                        decoder, fed = new_decoder(), False
+                    else:
+                        data = b""
+                if progress:
+                    progress(raw.tell() - reported)
+                    reported = raw.tell()
+        except errors as e:
+            raise CorruptInput(file.path, raw.tell(), f"{file.compression} stream corrupt ({e})") from None
+        if fed and not decoder.eof:
+            raise CorruptInput(file.path, raw.tell(), f"{file.compression} stream truncated")
