@@ -14,12 +14,13 @@ easy as adding one.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import tomli_w
 
 #: Per-ping values computed by the rules in ``pings.py`` (SPEC section 5).
 BUILTIN_STATS = ("ping_count", "usage_hours", "main_crashes")
@@ -220,32 +221,45 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"config file {path}: {e}") from None
 
 
+def _toml_value(value) -> str:
+    """A TOML literal for a string, bool, list or inline table.
+
+    >>> _toml_value({"path": "a.b", "absent": ["none"], "squared": False})
+    '{ path = "a.b", absent = ["none"], squared = false }'
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON strings are TOML basic strings
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
 def _path_to_toml(path: tuple[str, ...]):
     return ".".join(path) if not any("." in p for p in path) else list(path)
 
 
 def to_toml(config: Config) -> str:
     """The effective configuration as a TOML document that ``load_config`` reads back."""
-    doc: dict = {}
-    data = {k: v for k, v in (("input", config.input), ("output", config.output)) if v}
+    lines = [f"# crash-aggregates configuration (from {config.source})", ""]
+    data = [(k, v) for k, v in (("input", config.input), ("output", config.output)) if v]
     if data:
-        doc["data"] = data
+        lines += ["[data]", *(f"{k} = {_toml_value(v)}" for k, v in data), ""]
     if config.s3_endpoint_url:
-        doc["s3"] = {"endpoint_url": config.s3_endpoint_url}
-    doc["dimensions"] = {
-        d.name: (
-            {"path": _path_to_toml(d.path), "absent": list(d.absent_values)}
-            if d.absent_values
-            else _path_to_toml(d.path)
-        )
-        for d in config.dimensions
-    }
-    stats = {}
-    for s in config.stats:
-        entry = {"builtin": s.builtin} if s.builtin else {"histogram": _path_to_toml(s.histogram)}
-        if not s.squared:
+        lines += ["[s3]", f"endpoint_url = {_toml_value(config.s3_endpoint_url)}", ""]
+    lines += ["# name = JSON path in the ping, or { path = ..., absent = [values that mean absent] }", "[dimensions]"]
+    for d in config.dimensions:
+        spec = {"path": _path_to_toml(d.path), "absent": list(d.absent_values)} if d.absent_values else _path_to_toml(d.path)
+        lines.append(f"{_toml_key(d.name)} = {_toml_value(spec)}")
+    lines += ["", f"# builtin = one of {', '.join(BUILTIN_STATS)}, or histogram = path of a count histogram", "[stats]"]
+    for st in config.stats:
+        entry = {"builtin": st.builtin} if st.builtin else {"histogram": _path_to_toml(st.histogram)}
+        if not st.squared:
             entry["squared"] = False
-        stats[s.name] = entry
-    doc["stats"] = stats
-    header = f"# crash-aggregates configuration (from {config.source})\n"
-    return header + tomli_w.dumps(doc)
+        lines.append(f"{_toml_key(st.name)} = {_toml_value(entry)}")
+    return "\n".join(lines) + "\n"
