@@ -1,0 +1,10 @@
+-- Main-process crash rate per nightly build, with the number of usage hours behind it.
+SELECT
+    dimensions['build_id']                                                  AS build_id,
+    round(sum(stats['usage_hours']), 1)                                     AS usage_hours,
+    round(1000 * sum(stats['main_crashes']) / sum(stats['usage_hours']), 2) AS main_crash_rate
+FROM crash_aggregates
+WHERE dimensions['channel'] = 'nightly'
+GROUP BY dimensions['build_id']
+HAVING sum(stats['usage_hours']) > 100
+ORDER BY build_id
