@@ -152,12 +152,22 @@ def config_cmd(config_path):
 @click.option("--pings-per-day", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="N", help="Pings written per submission date (main and crash).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
 @click.option("--profile", type=click.Choice(["realistic", "small"]), default="small", show_default=True, help="realistic: 100-200 KB main pings with many histograms, like real ones; small: 1-2 KB pings.")
-def generate(output_path, min_submission_date, max_submission_date, pings_per_day, seed, profile):
-    """Write synthetic telemetry pings in the job's input layout (gzip NDJSON)."""
+@click.option("--compression", type=click.Choice(["gzip", "none", "zstd"]), default="gzip", show_default=True, help="File format: .ndjson.gz, .ndjson or .ndjson.zst.")
+def generate(output_path, min_submission_date, max_submission_date, pings_per_day, seed, profile, compression):
+    """Write synthetic telemetry pings in the job's input layout (NDJSON, gzip by default)."""
+    import time
+
     from .synth import generate as generate_pings
 
     dates = date_range(min_submission_date, max_submission_date)
-    generate_pings(output_path, dates, pings_per_day, seed=seed, profile=profile)
+    started = time.monotonic()
+    summary = generate_pings(output_path, dates, pings_per_day, seed=seed, profile=profile, compression=compression)
+    click.echo(
+        f"generated {summary.pings:,} pings ({sum(summary.bad.values()):,} deliberately bad) in "
+        f"{summary.files} files, {summary.bytes / 1e6:,.1f} MB on disk "
+        f"({summary.uncompressed_bytes / 1e6:,.1f} MB uncompressed), {time.monotonic() - started:.1f} s",
+        err=True,
+    )
 
 
 def main():
