@@ -21,18 +21,12 @@ from click.testing import CliRunner
 from crash_aggregates.cli import cli
 from crash_aggregates.config import default_config
 from crash_aggregates.pings import REASONS, PingRules
+from helpers import SHARED
 from crash_aggregates.synth import BAD_KINDS, CHANNELS, builds, generate, regression_build_id
 
 DAYS = [date(2016, 3, 9), date(2016, 3, 10)]
 DIMENSIONS = [d.name for d in default_config().dimensions]
 STATS = default_config().stat_columns()
-
-
-def shared_dir() -> Path | None:
-    candidates = [Path(__file__).resolve().parents[2] / "shared"]
-    if os.environ.get("CRASH_AGGREGATES_SHARED"):
-        candidates.insert(0, Path(os.environ["CRASH_AGGREGATES_SHARED"]))
-    return next((p for p in candidates if (p / "fixtures").is_dir()), None)
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -71,10 +65,10 @@ def realistic(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def validators():
-    shared = shared_dir()
-    if shared is None:
-        pytest.skip("shared/fixtures not found (set CRASH_AGGREGATES_SHARED)")
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
+    shared = SHARED
+    assert (shared / "fixtures").is_dir(), f"shared/fixtures not found at {shared} (set CRASH_AGGREGATES_SHARED)"
     return {
         kind: jsonschema.Draft4Validator(json.loads((shared / "fixtures" / f"{kind}.4.schema.json").read_text()))
         for kind in ("main", "crash")
