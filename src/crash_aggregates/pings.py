@@ -6,10 +6,12 @@ Parsing is done in two tiers. The fast tier decodes a line with a msgspec
 decoder whose schema names only the JSON paths that the configuration needs,
 so the hundreds of unrelated histograms of a real main ping are scanned but
 never turned into Python objects. When a needed path runs into a value of an
-unexpected type (``"payload": 3``) that decoder refuses the line, and the
+unexpected type (``"payload": 3``) or a number it cannot represent (``1e400``,
+an integer of thousands of digits), that decoder refuses the line, and the
 generic tier decodes it in full with the standard library and walks plain
-dicts. Both tiers yield the same tuple of leaf values, to which the rules are
-applied once.
+dicts; it refuses what msgspec refuses (NaN, unpaired surrogate escapes).
+Both tiers yield the same tuple of leaf values, to which the rules are applied
+once.
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ _RULE_PATHS = {
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _SUBMISSION_DATE_RE = re.compile(r"[0-9]{8}\Z")
 _BUILD_ID_RE = re.compile(r"[0-9]{14}\Z")
+# A \uD800-\uDFFF escape: the only way a (possibly unpaired) surrogate gets in.
+_SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+class _LongInt(str):
+    """An integer literal with more digits than ``int()`` accepts
+    (``sys.get_int_max_str_digits()``), kept as its text. Only the generic
+    tier makes these; msgspec hands such a value at a needed path over to it.
+    """
 
 
 class Outcome(NamedTuple):
@@ -86,8 +98,8 @@ def as_double(value: Any) -> float | None:
 
     >>> as_double(3), as_double(2.5), as_double(True), as_double("3")
     (3.0, 2.5, None, None)
-    >>> as_double(10**400)
-    inf
+    >>> as_double(10**400), as_double(_LongInt("-1" + "0" * 5000))
+    (inf, -inf)
     """
     if type(value) is float:
         return value
@@ -96,6 +108,8 @@ def as_double(value: Any) -> float | None:
             return float(value)
         except OverflowError:
             return math.inf if value > 0 else -math.inf
+    if type(value) is _LongInt:
+        return -math.inf if value.startswith("-") else math.inf
     return None
 
 
@@ -104,6 +118,11 @@ def dimension_value(value: Any) -> str | None:
 
     >>> [dimension_value(v) for v in ("x", "", True, 42, 1.5, None, {}, [])]
     ['x', '', 'True', '42', '1.5', None, None, None]
+
+    A double that overflowed (``1e400``) has no decimal form: absent.
+
+    >>> dimension_value(math.inf), dimension_value(_LongInt("1" + "0" * 5000))[:3]
+    (None, '100')
     """
     kind = type(value)
     if kind is str:
@@ -113,7 +132,9 @@ def dimension_value(value: Any) -> str | None:
     if kind is int:
         return str(value)
     if kind is float:
-        return repr(value)
+        return repr(value) if math.isfinite(value) else None
+    if kind is _LongInt:
+        return str(value)
     return None
 
 
@@ -218,11 +239,13 @@ class PingRules:
 
     def _generic_leaves(self, line: bytes) -> tuple | None:
         try:
-            doc = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+            doc = json.loads(line.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int)
         except (ValueError, RecursionError):
             return None
         if not isinstance(doc, dict):
             return None
+        if _SURROGATE_ESCAPE_RE.search(line) and _has_surrogate(doc):
+            return None  # an unpaired \uD800-\uDFFF escape is not UTF-8 text (msgspec refuses it too)
         out = []
         for path in self._paths:
             node = doc
@@ -293,7 +316,7 @@ class PingRules:
             length = as_double(leaves[r["subsession_length"]])
             if length is None or not math.isfinite(length):
                 return Outcome(False, "invalid_subsession_length")
-            usage = min(max(length, 0.0) / 3600.0, 25.0)
+            usage = min(length / 3600.0, 25.0) if length > 0 else 0.0  # -0.0 too
 
         dims = []
         for index, absent in zip(self._dim_index, self._dim_absent):
@@ -325,10 +348,33 @@ def histogram_count(value: Any) -> float:
     (42.0, 0.0, 0.0, 0.0)
     """
     x = as_double(value)
-    if x is None or not math.isfinite(x) or x < 0:
-        return 0.0
+    if x is None or not math.isfinite(x) or x <= 0:
+        return 0.0  # -0.0 too
     return x
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_int(text: str):
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() accepts: still a valid JSON number
+        return _LongInt(text)
+
+
+def _has_surrogate(doc) -> bool:
+    """Whether any key or string in ``doc`` holds a surrogate code point (iteratively)."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if type(node) is str:
+            if _SURROGATE_RE.search(node):
+                return True
+        elif type(node) is dict:
+            stack.extend(node)
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
+    return False
