@@ -13,29 +13,19 @@ test.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from helpers import SHARED
+from pingcases import TIERS, Ignored, Processed, check, rules_for, stats
 
-from pingcases import TIERS, Ignored, Processed, check, rules_for, stats  # noqa: E402
-
-from crash_aggregates.aggregate import DayAggregate  # noqa: E402
-from crash_aggregates.config import default_config, parse_config  # noqa: E402
+from crash_aggregates.aggregate import DayAggregate
+from crash_aggregates.config import default_config, parse_config
 
 #: SPEC: "Real examples ... are in ../shared/fixtures/" (relative to the repository).
-FIXTURES = Path(
-    os.environ.get("CRASH_AGGREGATES_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
-)
-
-if not FIXTURES.is_dir():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"fixture directory {FIXTURES} not found (set CRASH_AGGREGATES_FIXTURES)")
-    pytest.skip(f"fixture directory {FIXTURES} not found (set CRASH_AGGREGATES_FIXTURES)", allow_module_level=True)
+FIXTURES = SHARED / "fixtures"
+assert FIXTURES.is_dir(), f"fixture directory {FIXTURES} not found (set CRASH_AGGREGATES_SHARED)"
 
 MAIN_FIXTURES = sorted(p.name for p in FIXTURES.glob("main.4.*.pass.json"))
 CRASH_FIXTURES = sorted(p.name for p in FIXTURES.glob("crash.4.*.pass.json"))

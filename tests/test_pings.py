@@ -39,15 +39,11 @@ Where SPEC is silent, these tables pin the following decisions:
 from __future__ import annotations
 
 import json
-import sys
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from pingcases import (  # noqa: E402
+from pingcases import (
     BARE_CRASH,
     BARE_DIMS,
     BARE_MAIN,
@@ -80,9 +76,9 @@ from pingcases import (  # noqa: E402
     stats,
 )
 
-from crash_aggregates import pings  # noqa: E402
-from crash_aggregates.aggregate import DayAggregate  # noqa: E402
-from crash_aggregates.config import GFX_COMPOSITOR, default_config, parse_config  # noqa: E402
+from crash_aggregates import pings
+from crash_aggregates.aggregate import DayAggregate
+from crash_aggregates.config import GFX_COMPOSITOR, default_config, parse_config
 
 
 @pytest.fixture(params=TIERS)
