@@ -7,6 +7,7 @@ Every engine builds these from lines with ``add_lines`` and combines them with
 from __future__ import annotations
 
 from collections import Counter
+from operator import add
 from typing import Iterable
 
 from .pings import REASONS, PingRules
@@ -36,10 +37,9 @@ class DayAggregate:
             processed[doc_type] += 1
             sums = aggregates.get(outcome.key)
             if sums is None:
-                aggregates[outcome.key] = list(outcome.values)
+                aggregates[outcome.key] = outcome.values  # a fresh list per ping
             else:
-                for i, x in enumerate(outcome.values):
-                    sums[i] += x
+                sums[:] = map(add, sums, outcome.values)
 
     def merge(self, other: "DayAggregate") -> "DayAggregate":
         """Add another partial into this one (in place) and return self."""
@@ -49,8 +49,7 @@ class DayAggregate:
             if sums is None:
                 aggregates[key] = list(values)
             else:
-                for i, x in enumerate(values):
-                    sums[i] += x
+                sums[:] = map(add, sums, values)
         self.processed.update(other.processed)
         self.ignored.update(other.ignored)
         self.corrupt_files.extend(other.corrupt_files)

@@ -74,7 +74,7 @@ class Outcome(NamedTuple):
     is_crash: bool
     reason: str | None  # None when the ping is processed
     key: tuple | None = None  # (activity_date, dimension values)
-    values: tuple[float, ...] | None = None  # one per stat column
+    values: list[float] | None = None  # one per stat column
 
 
 def parse_iso_date(text: str) -> date | None:
@@ -139,13 +139,31 @@ def dimension_value(value: Any) -> str | None:
 
 
 def _build_schema(paths: list[tuple[str, ...]]):
-    """A msgspec Struct type that decodes exactly ``paths``, plus a leaf getter.
+    """A msgspec Struct type that decodes exactly ``paths``, and its leaf extractor.
 
+    The extractor is generated Python (see ``source``): one attribute walk per
+    tree node instead of one per path, which matters at millions of pings.
     Returns None when one path is a prefix of another (then the generic tier
     is used for every line: correct, only slower).
+
+    >>> root, extract = _build_schema([("a", "b"), ("a", "c"), ("d",)])
+    >>> print(extract.source)
+    def extract(n0):
+        out = [None] * 3
+        n1 = n0.f0
+        if n1 is not None:
+            out[0] = n1.f0
+            out[1] = n1.f1
+        out[2] = n0.f1
+        return out
+    >>> extract(msgspec.json.decode(b'{"a": {"c": 1, "x": [2]}, "d": null}', type=root))
+    [None, 1, None]
     """
     if any(len(q) < len(p) and p[: len(q)] == q for p in paths for q in paths):
         return None
+    slots: dict[tuple, list[int]] = {}
+    for i, path in enumerate(paths):  # a path listed twice fills both slots
+        slots.setdefault(path, []).append(i)
     trie: dict = {}
     for path in paths:
         node = trie
@@ -153,28 +171,41 @@ def _build_schema(paths: list[tuple[str, ...]]):
             node = node.setdefault(key, {})
         node[path[-1]] = None  # a leaf, decoded as any JSON value
 
-    counter = iter(range(10**9))
+    lines = ["def extract(n0):", f"    out = [None] * {len(paths)}"]
+    counter = iter(range(1, 10**9))
 
-    def make(node: dict):
-        fields, rename, attrs = [], {}, {}
+    def make(node: dict, prefix: tuple, var: str, indent: str):
+        fields, rename = [], {}
         for key, child in node.items():
             attr = f"f{len(fields)}"
             rename[attr] = key
             if child is None:
                 fields.append((attr, Any, None))
+                targets = " = ".join(f"out[{i}]" for i in slots[prefix + (key,)])
+                lines.append(f"{indent}{targets} = {var}.{attr}")
             else:
-                struct, child_attrs = make(child)
+                child_var = f"n{next(counter)}"
+                lines.append(f"{indent}{child_var} = {var}.{attr}")
+                lines.append(f"{indent}if {child_var} is not None:")
+                struct = make(child, prefix + (key,), child_var, indent + "    ")
                 fields.append((attr, struct | None, None))
-                attrs.update({(key, *k): (attr, *v) for k, v in child_attrs.items()})
-                continue
-            attrs[(key,)] = (attr,)
-        struct = msgspec.defstruct(
-            f"Node{next(counter)}", fields, rename=rename, forbid_unknown_fields=False
-        )
-        return struct, attrs
+        return msgspec.defstruct(f"Node_{var}", fields, rename=rename, forbid_unknown_fields=False)
 
-    root, attrs = make(trie)
-    return root, [attrs[p] for p in paths]
+    root = make(trie, (), "n0", "    ")
+    lines.append("    return out")
+    namespace: dict = {}
+    exec("\n".join(lines), namespace)  # noqa: S102 - code built above from the config's paths
+    extract = namespace["extract"]
+    extract.source = "\n".join(lines)
+    return root, extract
+
+
+_MALFORMED = Outcome(False, "malformed_json")
+_OTHER_DOC_TYPE = Outcome(False, "other_doc_type")
+_CONTENT_CRASH = Outcome(True, "content_crash")
+_INVALID_SUBSESSION_LENGTH = Outcome(False, "invalid_subsession_length")
+
+_RuleSlots = NamedTuple("_RuleSlots", [(name, int) for name in _RULE_PATHS])
 
 
 class PingRules:
@@ -189,29 +220,45 @@ class PingRules:
         self._dims = config.dimensions
         self._stats = config.stats
 
-        paths = list(_RULE_PATHS.values())
-        paths += [d.path for d in self._dims]
-        paths += [s.histogram + ("values", "0") for s in self._stats if s.histogram]
-        self._paths = list(dict.fromkeys(paths))  # de-duplicated, order kept
-        self._index = {p: i for i, p in enumerate(self._paths)}
-        self._rule_index = {name: self._index[p] for name, p in _RULE_PATHS.items()}
-        self._dim_index = [self._index[d.path] for d in self._dims]
+        # The leaves come in three contiguous blocks, so that the dimensions
+        # and the histogram counts of a ping are each one C-level slice.
+        histograms = [s.histogram + ("values", "0") for s in self._stats if s.histogram]
+        self._paths = [*_RULE_PATHS.values(), *(d.path for d in self._dims), *histograms]
+        self._rule_slots = _RuleSlots(*range(len(_RULE_PATHS)))
+        self._dim_slice = slice(len(_RULE_PATHS), len(_RULE_PATHS) + len(self._dims))
+        self._hist_slice = slice(self._dim_slice.stop, len(self._paths))
         self._dim_absent = [frozenset(d.absent_values) for d in self._dims]
-        self._hist_index = {
-            s.name: self._index[s.histogram + ("values", "0")] for s in self._stats if s.histogram
-        }
+        self._conversions: dict[tuple, list[int]] = {}
+
+        # Stats start from a template per doc type (built-ins filled in, counts
+        # at 0); usage hours and the counts that are present are then set.
+        self._templates = {False: [], True: []}
+        self._usage_columns: list[tuple[int, bool]] = []
+        self._count_columns: list[tuple[int, int, bool]] = []
+        hist_slot = iter(range(len(histograms)))
+        for st in self._stats:
+            column = len(self._templates[False])
+            if st.histogram:
+                self._count_columns.append((next(hist_slot), column, st.squared))
+            elif st.builtin == "usage_hours":
+                self._usage_columns.append((column, st.squared))
+            for is_crash, template in self._templates.items():
+                x = float(is_crash) if st.builtin == "main_crashes" else float(not is_crash) if st.builtin == "ping_count" else 0.0
+                template.append(x)
+                if st.squared:
+                    template.append(x * x)
 
         schema = _build_schema(self._paths)
         if schema is None:
-            self._decoder, self._attr_paths = None, None
+            self._decoder, self._extract = None, None
         else:
-            root, self._attr_paths = schema
+            root, self._extract = schema
             self._decoder = msgspec.json.Decoder(root)
         self._activity_dates: dict[str, str | None] = {}
 
     # -- decoding ---------------------------------------------------------
 
-    def leaves(self, line: bytes) -> tuple | None:
+    def leaves(self, line: bytes) -> list | None:
         """The values at the needed paths (None where missing), or None if malformed."""
         if not line.isascii():
             try:
@@ -226,15 +273,7 @@ class PingRules:
             except (msgspec.DecodeError, RecursionError):
                 return None
             else:
-                out = []
-                for attrs in self._attr_paths:
-                    node = root
-                    for attr in attrs:
-                        node = getattr(node, attr)
-                        if node is None:
-                            break
-                    out.append(node)
-                return tuple(out)
+                return self._extract(root)
         return self._generic_leaves(line)
 
     def _generic_leaves(self, line: bytes) -> tuple | None:
@@ -254,91 +293,120 @@ class PingRules:
                 if node is None:
                     break
             out.append(node)
-        return tuple(out)
+        return out
 
     # -- rules ------------------------------------------------------------
 
     def activity_date(self, primary: Any, creation_date: Any) -> str | None:
-        """SPEC section 3: first usable date, clamped into [D - 7, D]."""
+        """SPEC section 3: first usable date, clamped into [D - 7, D].
+
+        Results are cached by the whole string, which pings share often
+        (``subsessionStartDate`` has a resolution of a day).
+        """
         for candidate in (primary, creation_date):
             if type(candidate) is not str:
                 continue
-            prefix = candidate[:10]
-            cached = self._activity_dates.get(prefix, False)
+            cached = self._activity_dates.get(candidate, False)
             if cached is False:
-                parsed = parse_iso_date(prefix)
+                parsed = parse_iso_date(candidate[:10])
                 if parsed is None:
                     cached = None
                 else:
                     cached = min(max(parsed, self.earliest), self.submission_date).isoformat()
                 if len(self._activity_dates) < 100_000:
-                    self._activity_dates[prefix] = cached
+                    self._activity_dates[candidate] = cached
             if cached is not None:
                 return cached
         return None
 
+    def _dimension_conversions(self, types: tuple) -> list[int]:
+        """Which dimension values of a ping with these value types need converting."""
+        convert = [
+            i for i, (kind, absent) in enumerate(zip(types, self._dim_absent))
+            if absent or kind not in (str, type(None))
+        ]
+        if len(self._conversions) < 10_000:
+            self._conversions[types] = convert
+        return convert
+
     def evaluate(self, line: bytes) -> Outcome:
-        """Apply SPEC section 2-5 to one non-blank line."""
+        """Apply SPEC sections 2-5 to one non-blank line."""
         leaves = self.leaves(line)
         if leaves is None:
-            return Outcome(False, "malformed_json")
-        r = self._rule_index
+            return _MALFORMED
+        r = self._rule_slots
 
-        doc_type = leaves[r["doc_type"]]
+        doc_type = leaves[r.doc_type]
         if doc_type is None:
-            doc_type = leaves[r["type"]]
-        is_crash = doc_type == "crash"
-        if not is_crash and doc_type != "main":
-            return Outcome(False, "other_doc_type")
-
-        if is_crash:
-            process_type = leaves[r["process_type"]]
+            doc_type = leaves[r.type]
+        if doc_type == "crash":
+            is_crash = True
+            process_type = leaves[r.process_type]
             if process_type is not None and process_type != "main":
-                return Outcome(True, "content_crash")
+                return _CONTENT_CRASH
+        elif doc_type == "main":
+            is_crash = False
+        else:
+            return _OTHER_DOC_TYPE
 
-        submission = leaves[r["submission_date"]]
+        submission = leaves[r.submission_date]
         if submission is not None and submission != self.submission_date_compact:
             # Equal to D's YYYYMMDD text means valid; anything else is invalid.
             return Outcome(is_crash, "invalid_submission_date")
 
-        primary = leaves[r["crash_date"] if is_crash else r["subsession_start"]]
-        activity = self.activity_date(primary, leaves[r["creation_date"]])
+        primary = leaves[r.crash_date if is_crash else r.subsession_start]
+        activity = self._activity_dates.get(primary) if type(primary) is str else None
         if activity is None:
-            return Outcome(is_crash, "invalid_activity_date")
+            activity = self.activity_date(primary, leaves[r.creation_date])
+            if activity is None:
+                return Outcome(is_crash, "invalid_activity_date")
 
-        build_id = leaves[r["build_id"]]
+        build_id = leaves[r.build_id]
         if type(build_id) is not str or not _BUILD_ID_RE.match(build_id) or not build_id.isascii():
             return Outcome(is_crash, "invalid_build_id")
 
         if is_crash:
             usage = 0.0
         else:
-            length = as_double(leaves[r["subsession_length"]])
+            length = leaves[r.subsession_length]
+            length = length if type(length) is float else as_double(length)
             if length is None or not math.isfinite(length):
-                return Outcome(False, "invalid_subsession_length")
+                return _INVALID_SUBSESSION_LENGTH
             usage = min(length / 3600.0, 25.0) if length > 0 else 0.0  # -0.0 too
 
-        dims = []
-        for index, absent in zip(self._dim_index, self._dim_absent):
-            value = dimension_value(leaves[index])
-            if value is not None and value in absent:
-                value = None
-            dims.append(value)
+        dims = tuple(leaves[self._dim_slice])
+        types = tuple(map(type, dims))
+        convert = self._conversions.get(types)
+        if convert is None:
+            convert = self._dimension_conversions(types)
+        if convert:
+            dims = list(dims)
+            for i in convert:
+                dims[i] = _dimension(dims[i], self._dim_absent[i])
+            dims = tuple(dims)
 
-        values = []
-        for stat in self._stats:
-            if stat.builtin == "ping_count":
-                x = 0.0 if is_crash else 1.0
-            elif stat.builtin == "usage_hours":
-                x = usage
-            elif stat.builtin == "main_crashes":
-                x = 1.0 if is_crash else 0.0
-            else:
-                x = histogram_count(leaves[self._hist_index[stat.name]])
-            values.append(x)
-            if stat.squared:
-                values.append(x * x)
-        return Outcome(is_crash, None, (activity, tuple(dims)), tuple(values))
+        values = self._templates[is_crash].copy()
+        if usage:
+            for column, squared in self._usage_columns:
+                values[column] = usage
+                if squared:
+                    values[column + 1] = usage * usage
+        counts = leaves[self._hist_slice]
+        if counts.count(None) != len(counts):
+            for slot, column, squared in self._count_columns:
+                x = counts[slot]
+                if x is not None:
+                    x = values[column] = histogram_count(x)
+                    if squared:
+                        values[column + 1] = x * x
+        return Outcome(is_crash, None, (activity, dims), values)
+
+
+def _dimension(value: Any, absent: frozenset) -> str | None:
+    value = dimension_value(value)
+    return None if value in absent else value
+
+
 
 
 def histogram_count(value: Any) -> float:
