@@ -1,6 +1,6 @@
 """SQL over the aggregates: the ``crash_aggregates`` table, in Presto or DuckDB SQL.
 
->>> from crash_aggregates.query import prepare
+>>> from crash_aggregates.sql import prepare
 >>> prepare("SELECT count(*) / 2 FROM crash_aggregates").duckdb_sql
 'SELECT COUNT(*) // 2 AS _col0 FROM crash_aggregates'
 
@@ -61,14 +61,14 @@ def connect(path, *, fenced: bool = True):
     settings are locked; pass ``fenced=False`` to keep DuckDB's usual access,
     e.g. to join the aggregates with other files in a notebook.
     """
-    from .sql import open_connection
+    from .engine import open_connection
 
     return open_connection(path, fenced=fenced)
 
 
 def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
     """Run a prepared statement; a context manager yielding a streaming Result."""
-    from .sql import check_statement, execute
+    from .engine import check_statement, execute
 
     own = conn is None
     if own:

@@ -11,7 +11,7 @@ with a message naming what was refused and where:
   and any schema- or catalog-qualified name (``information_schema.tables``);
 - functions that read files, settings or the environment, wherever they are.
 
-The second fence is DuckDB itself (``sql.py``): external access disabled,
+The second fence is DuckDB itself (``engine.py``): external access disabled,
 only the dataset's data files allowed, configuration locked, and the
 translated statement checked to be a single SELECT.
 """
