@@ -45,7 +45,9 @@ SCHEMA = pa.schema(
 
 
 def partition_name(day: date) -> str:
-    """>>> partition_name(date(2016, 3, 5))
+    """The Hive partition folder of a date.
+
+    >>> partition_name(date(2016, 3, 5))
     'submission_date=2016-03-05'
     """
     return f"submission_date={day.isoformat()}"

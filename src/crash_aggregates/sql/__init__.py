@@ -30,6 +30,8 @@ class Prepared:
     dialect: str
     duckdb_sql: str
     tokens: list = field(default_factory=list, repr=False)
+    #: Column names the statement can see (for "unknown column" messages).
+    names: set = field(default_factory=set, repr=False)
 
 
 def prepare(sql: str, dialect: str = "presto") -> Prepared:
@@ -42,6 +44,7 @@ def prepare(sql: str, dialect: str = "presto") -> Prepared:
     fence.check_tokens(sql, tokens)
     tree = syntax.parse(sql, tokens, dialect)
     fence.check(tree, sql, tokens)
+    names = fence.visible_columns(tree)
     if dialect == "presto":
         from .presto import to_duckdb
 
@@ -50,7 +53,7 @@ def prepare(sql: str, dialect: str = "presto") -> Prepared:
         from .presto import generate
 
         duck = generate(tree)
-    return Prepared(sql=sql, dialect=dialect, duckdb_sql=duck, tokens=tokens)
+    return Prepared(sql=sql, dialect=dialect, duckdb_sql=duck, tokens=tokens, names=names)
 
 
 def connect(path, *, fenced: bool = True):
@@ -74,7 +77,7 @@ def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
     if own:
         conn = connect(path)
     check_statement(conn, prepared.duckdb_sql)
-    return _Run(conn, own, execute(conn, prepared.duckdb_sql, timeout=timeout, sql=prepared.sql, tokens=prepared.tokens))
+    return _Run(conn, own, execute(conn, prepared.duckdb_sql, timeout=timeout, sql=prepared.sql, tokens=prepared.tokens, names=prepared.names))
 
 
 class _Run:

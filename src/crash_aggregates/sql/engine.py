@@ -176,11 +176,11 @@ class Result:
 
 
 @contextmanager
-def execute(conn, duck_sql: str, *, timeout: float | None, sql: str = "", tokens=(), batch_rows: int = BATCH_ROWS):
+def execute(conn, duck_sql: str, *, timeout: float | None, sql: str = "", tokens=(), names=(), batch_rows: int = BATCH_ROWS):
     """Run the query; yields a Result that streams record batches."""
 
     def explain(e: Exception) -> QueryError:
-        return describe_error(e, sql, tokens)
+        return describe_error(e, sql, tokens, names)
 
     reader = None
     with _Deadline(conn, timeout) as deadline:
@@ -225,7 +225,7 @@ def _find_token(tokens, name: str, sql: str, function: bool = False) -> str:
     return ""
 
 
-def describe_error(e: Exception, sql: str, tokens) -> QueryError:
+def describe_error(e: Exception, sql: str, tokens, names=()) -> QueryError:
     """One clear line for a DuckDB error, with positions in the user's SQL."""
     import duckdb
 
@@ -241,11 +241,8 @@ def describe_error(e: Exception, sql: str, tokens) -> QueryError:
     ):
         name = m.group(1)
         cands = re.findall(r'"([^"]+)"', rest.split("Candidate bindings:", 1)[-1]) if "Candidate bindings" in rest else []
-        names = {c.split(".")[-1] for c in cands}
-        if any(t.text.lower() == "crash_aggregates" for t in tokens):
-            names |= {"submission_date", "activity_date", "dimensions", "stats"}
-        names = sorted(names)
-        known = f"; columns here: {', '.join(names)}" if names else ""
+        seen = sorted({c.split(".")[-1] for c in cands} | set(names))
+        known = f"; columns here: {', '.join(seen)}" if seen else ""
         return QueryError(f"unknown column {name}{_find_token(tokens, name, sql)}{known}")
     if m := re.search(r"(Scalar|Aggregate|Table) Function with name (\S+) does not exist", first):
         name = m.group(2)

@@ -39,7 +39,9 @@ _QUERY_TYPES = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
 
 
 def _denied(name: str) -> bool:
-    """>>> _denied("read_csv"), _denied("READ_PARQUET"), _denied("sum"), _denied("parquet_scan")
+    """Whether a function name is refused.
+
+    >>> _denied("read_csv"), _denied("READ_PARQUET"), _denied("sum"), _denied("parquet_scan")
     (True, True, False, True)
     """
     name = name.lower()
@@ -58,6 +60,8 @@ def _denied(name: str) -> bool:
 
 
 def _where(node: exp.Expression, sql: str) -> str:
+    if not node.meta and isinstance(node.this, exp.Expression) and node.this.meta:
+        node = node.this  # a table or column: its first identifier has the position
     while node is not None:
         start = node.meta.get("start") if node.meta else None
         if start is not None:
@@ -151,3 +155,23 @@ def _check_table(node: exp.Table, sql: str, ctes: set[str]) -> None:
     if target.name.lower() not in ctes and target.name.lower() != TABLE:
         extra = f" (or the WITH queries {', '.join(sorted(ctes))})" if ctes else ""
         raise QueryError(f"unknown table {target.name}{_where(node, sql)}: the table is {TABLE}{extra}")
+
+
+TABLE_COLUMNS = ("submission_date", "activity_date", "dimensions", "stats")
+
+
+def visible_columns(tree: exp.Expression) -> set[str]:
+    """Names a query can refer to: the table's columns and those of its WITH queries and subqueries."""
+    names: set[str] = set()
+    if any(isinstance(t, exp.Table) and t.name.lower() == TABLE for t in tree.find_all(exp.Table)):
+        names.update(TABLE_COLUMNS)
+    for source in [*tree.find_all(exp.CTE), *tree.find_all(exp.Subquery)]:
+        query = source.this
+        if isinstance(query, exp.SetOperation):
+            query = query.this
+        if isinstance(query, exp.Select):
+            names.update(e.alias_or_name for e in query.expressions if e.alias_or_name and e.alias_or_name != "*")
+        alias = source.args.get("alias")
+        if isinstance(alias, exp.TableAlias):
+            names.update(c.name for c in alias.columns)
+    return names

@@ -200,13 +200,13 @@ def mysql_to_strftime(pattern: str) -> str:
 
 
 def java_replacement_to_re2(text: str) -> str:
-    """Presto's regexp_replace replacement (``$1``, ``\\$``) in RE2 form (``\\1``).
+    r'''Presto's regexp_replace replacement (Java: ``$1``, ``\$``) in RE2 form (``\1``).
 
     >>> java_replacement_to_re2("<$1>")
-    '<\\\\1>'
-    >>> java_replacement_to_re2("\\\\$5 and a\\\\b")
-    '$5 and a\\\\\\\\b'
-    """
+    '<\\1>'
+    >>> java_replacement_to_re2(r"\$5, a\\b")
+    '$5, a\\\\b'
+    '''
     out = []
     i, n = 0, len(text)
     while i < n:
