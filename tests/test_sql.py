@@ -314,3 +314,13 @@ def test_first_rows_of_a_huge_result_without_holding_it(dataset):  # noqa: F811
 def test_python_api_time_limit(dataset):  # noqa: F811
     with pytest.raises(crash_aggregates.sql.QueryError, match="time limit"):
         crash_aggregates.query(SLOW, dataset, timeout=0.5)
+
+
+def test_the_cli_and_the_package_start_without_the_query_engine():
+    code = (
+        "import sys, crash_aggregates, crash_aggregates.cli; "
+        "heavy = [m for m in ('duckdb', 'sqlglot', 'pyarrow') if m in sys.modules]; "
+        "assert not heavy, heavy; "
+        "assert callable(crash_aggregates.query) and callable(crash_aggregates.connect)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -45,6 +45,27 @@ def _number_text(x: float) -> str:
     return repr(x)
 
 
+def _interval_text(months: int, days: int, nanoseconds: int) -> str:
+    """DuckDB's way of writing an interval.
+
+    >>> _interval_text(0, 1, 0), _interval_text(14, 0, 0), _interval_text(0, 2, 5_400_000_000_000)
+    ('1 day', '1 year 2 months', '2 days 01:30:00')
+    """
+    parts = []
+    years, months = divmod(months, 12)
+    for n, unit in ((years, "year"), (months, "month"), (days, "day")):
+        if n:
+            parts.append(f"{n} {unit}{'' if abs(n) == 1 else 's'}")
+    if nanoseconds or not parts:
+        sign = "-" if nanoseconds < 0 else ""
+        micros = abs(nanoseconds) // 1000
+        seconds, micros = divmod(micros, 1_000_000)
+        h, rem = divmod(seconds, 3600)
+        m, sec = divmod(rem, 60)
+        parts.append(f"{sign}{h:02d}:{m:02d}:{sec:02d}" + (f".{micros:06d}" if micros else ""))
+    return " ".join(parts)
+
+
 def _plain(value, typ: pa.DataType, finite_only: bool):
     """A value of Arrow type ``typ`` as plain JSON-able Python data."""
     if value is None:
@@ -67,6 +88,8 @@ def _plain(value, typ: pa.DataType, finite_only: bool):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return str(value)
+    if pa.types.is_interval(typ):
+        return _interval_text(value.months, value.days, value.nanoseconds)
     if isinstance(value, bytes):
         return value.hex()
     return value
