@@ -102,6 +102,9 @@ CASES = [
     (f"SELECT count(*) / 2, count(*) / 2.0, sum(stats['main_crashes']) / 2 FROM {CA}", [(5, 5.5, 431.5)]),  # 11 rows, 863 crashes
     (f"WITH c AS (SELECT count(*) AS n FROM {CA}) SELECT n / 3, n * 1.0 / 3 FROM c", [(3, 11 / 3)]),
     (f"SELECT 1000 * sum(stats['main_crashes']) / sum(stats['usage_hours']) FROM {CA} WHERE dimensions['channel'] = 'aurora'", [(math.inf,)]),  # r10: no usage
+    (f"SELECT sum(cardinality(dimensions)), count_if(stats['main_crashes'] >= 100), sum(1) FILTER (WHERE dimensions['channel'] = 'beta') FROM {CA}",
+     [(86, 4, 3)]),  # 8 keys in 8 rows, r4 10 (experiment), r8 7 (no cohort), r10 5
+    ("SELECT format('%s has %d crashes, %.2f per hour', 'beta', 45, 0.5)", [("beta has 45 crashes, 0.50 per hour",)]),
     # -- window functions -------------------------------------------------------
     (f"SELECT channel, usage, rank() OVER (ORDER BY usage DESC) FROM (SELECT dimensions['channel'] AS channel, sum(stats['usage_hours']) AS usage FROM {CA} GROUP BY 1) ORDER BY 3",
      [("nightly", 520000.0, 1), ("release", 420000.0, 2), ("beta", 270000.0, 3), ("aurora", 0.0, 4)]),

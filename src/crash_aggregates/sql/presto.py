@@ -28,6 +28,8 @@ Presto                      DuckDB written here (why)
 ``split_part(s, d, i)``     NULL when there are fewer than ``i`` parts (DuckDB: '')
 ``cardinality(x)``          ``cardinality(x)`` (works on maps and arrays in DuckDB)
 ``approx_percentile``       ``approx_quantile``; the weighted form is refused
+``format(f, ...)``          ``printf(f, ...)`` (Java-style specifiers; DuckDB's format uses {})
+``sum(int)``, ``count_if``  cast to BIGINT, Presto's type (DuckDB answers a 128-bit integer)
 ``CROSS JOIN UNNEST(m)``    a lateral ``SELECT unnest(map_keys(m)), unnest(map_values(m))``
   ``AS u(k, v)``            (DuckDB cannot unnest a map into two columns)
 unnamed output columns      ``_col0``, ``_col1``, ... as Presto names them
@@ -67,6 +69,7 @@ RAW_FUNCTIONS = {
     "CARDINALITY",
     "APPROX_PERCENTILE",
     "APPROX_DISTINCT",
+    "FORMAT",
 }
 
 
@@ -485,6 +488,10 @@ def _rewrite_function(node: exp.Anonymous, types: Types, sql: str) -> exp.Expres
     if name == "CARDINALITY":
         (x,) = _nargs(node, (1,), sql)
         return _call("CARDINALITY", x)
+    if name == "FORMAT":
+        # Presto's format() is Java's String.format; DuckDB's printf() reads the
+        # same %s, %d, %.2f, %x, %05d... specifiers (DuckDB's format() uses {}).
+        return _call("PRINTF", *node.expressions)
     if name == "APPROX_DISTINCT":
         args = _nargs(node, (1, 2), sql)
         return _call("APPROX_COUNT_DISTINCT", args[0])
@@ -565,6 +572,13 @@ def to_duckdb(tree: exp.Expression, sql: str) -> str:
                 new = exp.Cast(this=exp.Paren(this=node.copy()), to=exp.DataType.build("DATE"))
         elif isinstance(node, exp.Unnest):
             new = _unnest_map(node, types)
+        elif isinstance(node, (exp.Sum, exp.CountIf)) and (isinstance(node, exp.CountIf) or types.of(node.this) == "int"):
+            # DuckDB sums integers into a 128-bit HUGEINT; Presto answers a BIGINT.
+            target = node
+            while isinstance(target.parent, (exp.Filter, exp.Window)):
+                target = target.parent
+            target.replace(exp.Cast(this=target.copy(), to=exp.DataType.build("BIGINT")))
+            continue
         if new is not None and new is not node:
             node.replace(new)
     return generate(tree)
