@@ -85,6 +85,7 @@ CASES = [
     ("SELECT date_add('day', -7, DATE '2016-03-14'), date_add('month', 1, DATE '2016-01-31'), date_add('hour', 2, TIMESTAMP '2016-03-14 23:00:00'), date_add('week', 2, DATE '2016-03-14')",
      [(date(2016, 3, 7), date(2016, 2, 29), datetime(2016, 3, 15, 1), date(2016, 3, 28))]),
     (f"SELECT DISTINCT date_add('day', 1, submission_date) FROM {CA} WHERE submission_date = DATE '2016-03-15'", [(date(2016, 3, 16),)]),
+    ("SELECT date_diff('day', DATE '2016-03-01', DATE '2016-03-14') / 7, date_add('day', 1, date_trunc('month', DATE '2016-03-14'))", [(1, date(2016, 3, 2))]),
     (f"SELECT count(*) FROM {CA} WHERE submission_date >= date_add('day', -1, DATE '2016-03-16')", [(6,)]),  # r6..r11
     ("SELECT DATE '2016-03-14' - INTERVAL '7' DAY, DATE '2016-03-14' + INTERVAL '1' MONTH", [(date(2016, 3, 7), date(2016, 4, 14))]),
     (f"SELECT count(*) FROM {CA} WHERE date_diff('day', date(activity_date), submission_date) >= 1", [(3,)]),  # r2, r5, r7

@@ -431,7 +431,8 @@ def _nargs(node: exp.Anonymous, allowed: tuple[int, ...], sql: str) -> list[exp.
     return args
 
 
-def _rewrite_function(node: exp.Anonymous, types: Types, sql: str) -> exp.Expression | None:
+def _rewrite_function(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression | None:
+    """The DuckDB form of a call parsed as anonymous; ``last_arg_type`` is the inferred type of its last argument."""
     name = node.name.upper()
     lname = name.lower()
     if name == "PARSE_DATETIME":
@@ -455,7 +456,7 @@ def _rewrite_function(node: exp.Anonymous, types: Types, sql: str) -> exp.Expres
         if u == "millisecond":
             u, n = "microsecond", exp.Mul(this=exp.Paren(this=n), expression=exp.Literal.number(1000))
         added = exp.Add(this=d, expression=exp.Interval(this=exp.Paren(this=n), unit=exp.var(u.upper())))
-        if types.of(d) == "date" and u in ("day", "week", "month", "quarter", "year"):
+        if last_arg_type == "date" and u in ("day", "week", "month", "quarter", "year"):
             return exp.Cast(this=exp.Paren(this=added), to=exp.DataType.build("DATE"))
         return exp.Paren(this=added)
     if name == "DATE_TRUNC":
@@ -521,7 +522,7 @@ def _name_output_columns(tree: exp.Expression) -> None:
         e.replace(exp.alias_(e.copy(), f"_col{i}"))
 
 
-def _unnest_map(node: exp.Unnest, types: Types) -> exp.Expression | None:
+def _unnest_map(node: exp.Unnest, arg_types: list) -> exp.Expression | None:
     """Presto's UNNEST(map) AS u(k, v) and UNNEST(a, b) AS u(x, y) as a lateral subquery."""
     alias = node.args.get("alias")
     columns = [c.name for c in alias.columns] if alias is not None else []
@@ -534,8 +535,7 @@ def _unnest_map(node: exp.Unnest, types: Types) -> exp.Expression | None:
     elif offset:
         return None
     arrays: list[exp.Expression] = []
-    for arg in args:
-        kind = types.of(arg)
+    for arg, kind in zip(args, arg_types):
         if kind == "map" or (kind is None and len(args) == 1 and len(columns) - bool(offset) == 2):
             arrays += [_call("MAP_KEYS", arg.copy()), _call("MAP_VALUES", arg.copy())]
         else:
@@ -556,31 +556,45 @@ def to_duckdb(tree: exp.Expression, sql: str) -> str:
     """The DuckDB SQL for a parsed Presto statement (the tree is changed in place)."""
     _name_output_columns(tree)
     types = Types(tree)
-    for node in list(tree.walk())[::-1]:  # children before their parents
-        types.of(node)  # settle types on the original tree before anything moves
-    for node in list(tree.walk())[::-1]:
+    # Decide everything on the original tree first: once a child is rewritten
+    # its type can no longer be read from it. Holding ``originals`` keeps the
+    # nodes alive, so their ids stay unique while the plan is used.
+    originals = list(tree.walk())
+    plan: dict[int, object] = {}
+    for node in reversed(originals):  # children before their parents
+        if isinstance(node, exp.Div):
+            plan[id(node)] = types.of(node.left) == "int" and types.of(node.right) == "int"
+        elif isinstance(node, (exp.Add, exp.Sub)) and isinstance(node.right, exp.Interval):
+            plan[id(node)] = types.of(node.left) == "date" and _date_unit(node.right)
+        elif isinstance(node, (exp.Sum, exp.CountIf)):
+            plan[id(node)] = isinstance(node, exp.CountIf) or types.of(node.this) == "int"
+        elif isinstance(node, exp.Anonymous):
+            plan[id(node)] = types.of(node.expressions[-1]) if node.expressions else None
+        elif isinstance(node, exp.Unnest):
+            plan[id(node)] = [types.of(a) for a in node.expressions]
+    for node in reversed(originals):
+        decision = plan.get(id(node))
         new = None
         if isinstance(node, exp.Anonymous):
-            new = _rewrite_function(node, types, sql)
+            new = _rewrite_function(node, decision, sql)
         elif isinstance(node, exp.Div):
-            if types.of(node.left) == "int" and types.of(node.right) == "int":
+            if decision:
                 new = exp.IntDiv(this=node.left, expression=node.right)
             else:
                 node.set("typed", False)
-        elif isinstance(node, (exp.Add, exp.Sub)) and isinstance(node.right, exp.Interval):
-            if types.of(node.left) == "date" and _date_unit(node.right) and not isinstance(node.parent, exp.Cast):
-                new = exp.Cast(this=exp.Paren(this=node.copy()), to=exp.DataType.build("DATE"))
+        elif isinstance(node, (exp.Add, exp.Sub)) and decision:
+            new = exp.Cast(this=exp.Paren(this=node.copy()), to=exp.DataType.build("DATE"))
         elif isinstance(node, exp.Unnest):
-            new = _unnest_map(node, types)
-        elif isinstance(node, (exp.Sum, exp.CountIf)) and (isinstance(node, exp.CountIf) or types.of(node.this) == "int"):
+            new = _unnest_map(node, decision)
+        elif isinstance(node, (exp.Sum, exp.CountIf)) and decision:
             # DuckDB sums integers into a 128-bit HUGEINT; Presto answers a BIGINT.
             target = node
             while isinstance(target.parent, (exp.Filter, exp.Window)):
                 target = target.parent
             target.replace(exp.Cast(this=target.copy(), to=exp.DataType.build("BIGINT")))
-            continue
         if new is not None and new is not node:
             node.replace(new)
+    del originals
     return generate(tree)
 
 
