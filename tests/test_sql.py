@@ -176,6 +176,19 @@ def test_a_query_that_reads_a_corrupt_partition_fails_in_one_line(corrupt_datase
     assert message.startswith("Error: the query failed:") and "submission_date=2016-03-17" in message
 
 
+def test_a_published_partition_with_a_missing_file_is_reported(dataset, tmp_path):  # noqa: F811
+    import json
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    broken = root / "submission_date=2016-03-18"
+    broken.mkdir()
+    (broken / "_SUCCESS").write_text(json.dumps({"files": ["part-00000.parquet"]}))
+    message = one_line_error(sql("--data", str(root), "SELECT count(*) FROM crash_aggregates"), code=1)
+    assert "partition 2016-03-18 names part-00000.parquet, which is missing" in message
+
+
 # -- fencing ----------------------------------------------------------------------------
 
 REFUSED = [

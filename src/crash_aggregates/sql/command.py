@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from . import prepare, run
-from .errors import EXIT_INVALID, QueryError
+from .errors import EXIT_FAILED, EXIT_INVALID, QueryError
 
 
 def read_query(query: str | None, query_file: str | None, stdin=None) -> str:
@@ -87,6 +87,8 @@ def _to_file(result, fmt: str, output: str, limit: int | None) -> int:
                     n, _ = formats.write_table(result.schema, result, f, limit)
         os.replace(tmp, target)
         return n
+    except OSError as e:
+        raise QueryError(f"cannot write {output}: {e.strerror or e}", EXIT_FAILED) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -60,8 +60,18 @@ def data_files(path) -> list[str]:
     if not root.is_dir():
         raise QueryError(f"no dataset at {path}: not a folder (pass --data PATH or set [data] output in the config)")
     files = []
-    for day, names in published_partitions(root).items():
+    try:
+        partitions = published_partitions(root)
+    except OSError as e:
+        raise QueryError(f"cannot read the dataset at {path}: {e.strerror or e}", EXIT_FAILED) from None
+    for day, names in partitions.items():
         for f in names:
+            if not Path(f).is_file():
+                raise QueryError(
+                    f"the dataset is damaged: the _SUCCESS of partition {day} names {Path(f).name}, "
+                    "which is missing (re-run that date)",
+                    EXIT_FAILED,
+                )
             f = str(Path(f).resolve())
             if _GLOB_CHARS & set(f):
                 raise QueryError(f"cannot read {f}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern")
@@ -101,6 +111,9 @@ def open_connection(path, *, fenced: bool = True):
             conn.execute("SET autoinstall_known_extensions = false")
             conn.execute("SET autoload_known_extensions = false")
             conn.execute("SET lock_configuration = true")
+    except duckdb.Error as e:
+        conn.close()
+        raise QueryError(f"cannot open the dataset at {path}: {_first_line(e)}", EXIT_FAILED) from None
     except Exception:
         conn.close()
         raise
