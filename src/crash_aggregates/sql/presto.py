@@ -394,7 +394,7 @@ def _unit(node: exp.Expression, func: str, sql: str) -> str:
     if not (isinstance(node, exp.Literal) and node.is_string and node.this.lower() in _UNITS):
         raise QueryError(
             f"{func}() at {_where(node, sql)}: the unit must be one of "
-            f"{', '.join(sorted(_UNITS))} in quotes, e.g. '{'day'}'"
+            f"{', '.join(sorted(_UNITS))} in quotes, e.g. 'day'"
         )
     return node.this.lower()
 
@@ -410,7 +410,7 @@ def _where(node: exp.Expression, sql: str) -> str:
 
 def _pattern(node: exp.Expression, func: str, convert, sql: str) -> exp.Literal:
     if not (isinstance(node, exp.Literal) and node.is_string):
-        raise QueryError(f"{func}(): the pattern must be a string literal")
+        raise QueryError(f"{func}() at {_where(node, sql)}: the pattern must be a string literal")
     try:
         return exp.Literal.string(convert(node.this))
     except ValueError as e:
