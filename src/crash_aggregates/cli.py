@@ -84,7 +84,8 @@ def cli():
     `run` turns one day of main and crash pings into aggregates (one row per
     activity date and combination of dimensions) written as Hive-partitioned
     Parquet; `generate` writes realistic synthetic pings to try it on;
-    `config` shows the dimensions and stats in force.
+    `config` shows the dimensions and stats in force; `sql` queries the
+    aggregates (Presto SQL); `ddl` prints the table for Trino, Hive or Spark.
     """
 
 
@@ -143,6 +144,79 @@ def config_cmd(config_path):
     from .config import to_toml
 
     click.echo(to_toml(load_config_or_fail(config_path)), nl=False)
+
+
+class QueryFailed(click.ClickException):
+    """A query that was refused or failed: one line on stderr, the query's exit status."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+SQL_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  the answer was written
+  1  the query started but failed (time limit, unreadable data file, a value that cannot be converted)
+  2  the query was refused or is wrong (syntax, unknown column/function/table, writing, files outside the dataset), or bad arguments"""
+
+
+@cli.command("sql", epilog=SQL_EXIT_CODES_HELP)
+@click.argument("query", required=False, metavar="[QUERY]")
+@click.option("--file", "-f", "query_file", metavar="F", help="Read the query from file F ('-' for standard input).")
+@click.option("--data", "data_path", metavar="PATH", help="Root of the aggregates (PATH/submission_date=YYYY-MM-DD/). Default: [data] output of the config.")
+@click.option("--config", "config_path", metavar="FILE", help="TOML config whose [data] output is the default --data.")
+@click.option("--dialect", type=click.Choice(["presto", "duckdb"]), default="presto", show_default=True, help="SQL dialect of the query.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True, help="table: for a terminal; csv: RFC 4180 with a header row; json: one object per line; parquet: needs --output.")
+@click.option("--output", "-o", "output_path", metavar="FILE", help="Write the answer to FILE instead of standard output (replaced only when the query succeeds).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, metavar="S", help="Stop the query after S seconds.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Write at most N rows (table format default: 1000).")
+def sql_cmd(query, query_file, data_path, config_path, dialect, fmt, output_path, timeout, limit):
+    """Query the aggregates with SQL: the table crash_aggregates.
+
+    \b
+    Columns: submission_date DATE, activity_date VARCHAR,
+             dimensions MAP(VARCHAR, VARCHAR), stats MAP(VARCHAR, DOUBLE).
+    Only published partitions (with _SUCCESS) are visible; the data is read-only.
+
+    \b
+    QUERY is the SQL text, or '-' to read it from standard input:
+      crash-aggregates sql "SELECT dimensions['channel'], sum(stats['usage_hours'])
+                            FROM crash_aggregates GROUP BY 1"
+    """
+    from .sql import QueryError
+    from .sql.command import read_query, sql_command
+
+    try:
+        text = read_query(query, query_file)
+        if not data_path:
+            data_path = load_config_or_fail(config_path).output
+        if not data_path:
+            raise QueryError("no data: pass --data PATH or set [data] output in the config")
+        sql_command(text, data=data_path, dialect=dialect, fmt=fmt, output=output_path, timeout=timeout, limit=limit)
+    except QueryError as e:
+        raise QueryFailed(str(e), e.exit_code) from None
+
+
+@cli.command("ddl")
+@click.option("--dialect", type=click.Choice(["trino", "hive", "spark"]), required=True, help="Engine that will read the aggregates.")
+@click.option("--location", required=True, metavar="URL", help="Where the aggregates are: s3://..., hdfs://..., or a local path (printed as a file: URL).")
+@click.option("--table", default="crash_aggregates", show_default=True, metavar="NAME", help="Table name, optionally schema-qualified (catalog.schema.table for Trino).")
+def ddl_cmd(dialect, location, table):
+    """Print the DDL that makes the aggregates a table in Trino, Hive or Spark SQL.
+
+    Two statements: CREATE the external table (three Parquet columns and the
+    submission_date partition column), then the statement that registers
+    partitions added since; run that one after every day's job.
+    """
+    from .sql import QueryError
+    from .sql.ddl import ddl
+
+    try:
+        click.echo(ddl(dialect, location, table), nl=False)
+    except QueryError as e:
+        raise QueryFailed(str(e), e.exit_code) from None
+
 
 
 @cli.command()

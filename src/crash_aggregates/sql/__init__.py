@@ -1,0 +1,112 @@
+"""SQL over the aggregates: the ``crash_aggregates`` table, in Presto or DuckDB SQL.
+
+>>> from crash_aggregates.sql import prepare
+>>> prepare("SELECT count(*) / 2 FROM crash_aggregates").duckdb_sql
+'SELECT COUNT(*) // 2 AS _col0 FROM crash_aggregates'
+
+Python API for notebooks::
+
+    import crash_aggregates
+    table = crash_aggregates.query("SELECT ... FROM crash_aggregates", "path/to/aggregates")
+    conn = crash_aggregates.connect("path/to/aggregates")   # DuckDB, DuckDB SQL
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import EXIT_FAILED, EXIT_INVALID, QueryError
+
+__all__ = ["connect", "query", "prepare", "run", "Prepared", "QueryError", "EXIT_FAILED", "EXIT_INVALID", "DIALECTS"]
+
+DIALECTS = ("presto", "duckdb")
+
+
+@dataclass
+class Prepared:
+    """A checked statement: the user's SQL, its tokens and the DuckDB SQL to run."""
+
+    sql: str
+    dialect: str
+    duckdb_sql: str
+    tokens: list = field(default_factory=list, repr=False)
+    #: Column names the statement can see (for "unknown column" messages).
+    names: set = field(default_factory=set, repr=False)
+
+
+def prepare(sql: str, dialect: str = "presto") -> Prepared:
+    """Parse, fence and translate a statement; a QueryError says what is wrong and where."""
+    from . import fence, syntax
+
+    if dialect not in DIALECTS:
+        raise QueryError(f"unknown dialect {dialect!r} (known: {', '.join(DIALECTS)})")
+    tokens = syntax.tokenize(sql, dialect)
+    fence.check_tokens(sql, tokens)
+    tree = syntax.parse(sql, tokens, dialect)
+    fence.check(tree, sql, tokens)
+    names = fence.visible_columns(tree)
+    if dialect == "presto":
+        from .presto import to_duckdb
+
+        duck = to_duckdb(tree, sql)
+    else:
+        from .presto import generate
+
+        duck = generate(tree)
+    return Prepared(sql=sql, dialect=dialect, duckdb_sql=duck, tokens=tokens, names=names)
+
+
+def connect(path, *, fenced: bool = True):
+    """A DuckDB connection (DuckDB SQL) with the ``crash_aggregates`` view of the dataset at ``path``.
+
+    Only published partitions are visible. With ``fenced=True`` (the default)
+    the connection can read the dataset's files and nothing else, and its
+    settings are locked; pass ``fenced=False`` to keep DuckDB's usual access,
+    e.g. to join the aggregates with other files in a notebook.
+    """
+    from .engine import open_connection
+
+    return open_connection(path, fenced=fenced)
+
+
+def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
+    """Run a prepared statement; a context manager yielding a streaming Result."""
+    from .engine import check_statement, execute
+
+    own = conn is None
+    if own:
+        conn = connect(path)
+    check_statement(conn, prepared.duckdb_sql)
+    return _Run(conn, own, execute(conn, prepared.duckdb_sql, timeout=timeout, sql=prepared.sql, tokens=prepared.tokens, names=prepared.names))
+
+
+class _Run:
+    def __init__(self, conn, own, inner):
+        self.conn, self.own, self.inner = conn, own, inner
+
+    def __enter__(self):
+        try:
+            return self.inner.__enter__()
+        except BaseException:
+            self._close()
+            raise
+
+    def __exit__(self, *exc):
+        try:
+            return self.inner.__exit__(*exc)
+        finally:
+            self._close()
+
+    def _close(self):
+        if self.own:
+            self.conn.close()
+
+
+def query(sql: str, path, dialect: str = "presto", *, timeout: float | None = None):
+    """Run one query over the dataset at ``path``; the answer as a ``pyarrow.Table``."""
+    import pyarrow as pa
+
+    prepared = prepare(sql, dialect)
+    with run(prepared, path, timeout=timeout) as result:
+        batches = list(result)
+        return pa.Table.from_batches(batches, schema=result.schema)
