@@ -16,10 +16,11 @@ import click
 
 from . import __version__
 from .config import Config
+from .engines import EngineError
 from .sources import CorruptInput, NoInput, list_input, plan_splits
 from .storage import aggregates_table, clean_staging, publish_partition
 
-EXIT_OK, EXIT_FAILED, EXIT_NO_INPUT = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
 
 
 @dataclass
@@ -39,16 +40,30 @@ def run_job(
     workers: int | None = None,
     allow_corrupt: bool = False,
     progress: bool = False,
+    spark_master: str | None = None,
 ) -> int:
-    """Process every date; returns 0, 1 (a date failed) or 3 (a date had no input)."""
+    """Process every date; returns 0, 1 (a date failed), 2 (the engine cannot start) or 3 (a date had no input)."""
     started = time.perf_counter()
     if engine == "embedded" and not workers:
         from .engines.embedded import default_workers
 
         workers = default_workers()
+    if engine == "spark":
+        from .engines import spark
+
+        try:  # one session for every date of the run
+            spark.start(spark_master)
+            workers = spark.parallelism()
+        except EngineError as e:
+            click.echo(f"error: {e}", err=True)
+            return EXIT_USAGE
     for name in clean_staging(output_path):
         click.echo(f"removed {name}, left behind by an interrupted run", err=True)
-    results = [run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) for day in dates]
+    try:
+        results = [run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) for day in dates]
+    finally:
+        if engine == "spark":
+            spark.stop()
     counts = {s: sum(r.status == s for r in results) for s in ("published", "no input", "failed")}
     click.echo(
         f"done: {len(results)} date(s): {counts['published']} published, {counts['no input']} without input, "
@@ -79,6 +94,9 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
             "the previous partition is left in place",
             err=True,
         )
+        return DayResult(day, "failed", str(e))
+    except EngineError as e:
+        click.echo(f"{day}: failed: {e}; the previous partition is left in place", err=True)
         return DayResult(day, "failed", str(e))
     except BrokenProcessPool:
         message = "a worker process died (killed, or out of memory?)"
@@ -123,6 +141,8 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
 def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):
     if engine == "embedded":
         from .engines.embedded import aggregate_day
+    elif engine == "spark":
+        from .engines.spark import aggregate_day
     else:
         raise ValueError(f"unknown engine {engine!r}")
     return aggregate_day(config, day, splits, workers=workers, allow_corrupt=allow_corrupt, progress=advance)
