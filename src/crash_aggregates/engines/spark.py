@@ -102,9 +102,9 @@ def java_problem() -> str | None:
     return None
 
 
-def _under_spark_submit() -> bool:
-    """True when spark-submit (or a notebook) already runs the JVM that pyspark talks to."""
-    return "PYSPARK_GATEWAY_PORT" in os.environ
+def _jvm_provided() -> bool:
+    """True when spark-submit, Databricks or a notebook already runs the JVM that pyspark talks to."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ or "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
 def check_prerequisites() -> None:
@@ -117,7 +117,7 @@ def check_prerequisites() -> None:
         found = False
     if not found:
         raise SparkUnavailable(f"the Spark engine needs pyspark, which is not installed: {PIP_HINT}")
-    if not _under_spark_submit():
+    if not _jvm_provided():
         problem = java_problem()
         if problem:
             raise SparkUnavailable(
@@ -127,7 +127,7 @@ def check_prerequisites() -> None:
 
 
 _session = None  # the SparkSession of this process, reused for every date
-_owned = False  # True when this module created it (and so stops it)
+_owned = False  # True when this module launched Spark (and so stops it)
 
 
 def start(master: str | None = None):
@@ -148,13 +148,13 @@ def start(master: str | None = None):
     if creating:
         if master:
             builder = builder.master(master)
-        if not _under_spark_submit():
-            # A plain process: pyspark launches the JVM (its default master is local[*]).
+        if not _jvm_provided():
+            # A plain process: pyspark launches the JVM.
             builder = builder.appName("crash-aggregates").config("spark.ui.showConsoleProgress", "false")
             _quiet_logs()
-        if (master or "local").startswith("local") and "PYSPARK_PYTHON" not in os.environ:
-            # Local workers run this interpreter (with this package's dependencies), not "python3".
-            os.environ["PYSPARK_PYTHON"] = sys.executable
+            if (master or _configured_master()).startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+                # Local workers run this interpreter (with this package's dependencies), not "python3".
+                os.environ["PYSPARK_PYTHON"] = sys.executable
     try:
         session = builder.getOrCreate()
     except Exception as e:  # noqa: BLE001 - py4j and pyspark raise many kinds
@@ -162,8 +162,26 @@ def start(master: str | None = None):
         raise SparkUnavailable(f"cannot start Spark{where}: {one_line(e)}") from None
     if creating and not session.sparkContext.master.startswith("local"):
         _ship_package(session.sparkContext)
-    _session, _owned = session, creating
+    # A session of spark-submit ends with the application; one of Databricks must never be stopped.
+    _session, _owned = session, creating and not _jvm_provided()
     return session
+
+
+def _spark_conf_dir() -> str:
+    return os.environ.get("SPARK_CONF_DIR") or os.path.join(os.environ.get("SPARK_HOME", "/nonexistent"), "conf")
+
+
+def _configured_master() -> str:
+    """The master a session launched from this process gets without one: spark-defaults.conf, $MASTER, local[*]."""
+    try:
+        with open(os.path.join(_spark_conf_dir(), "spark-defaults.conf"), encoding="utf-8") as f:
+            for line in f:
+                parts = line.split(None, 1)
+                if len(parts) == 2 and parts[0] == "spark.master":
+                    return parts[1].strip()
+    except OSError:
+        pass
+    return os.environ.get("MASTER") or "local[*]"
 
 
 #: Spark's log configuration when the command line starts Spark itself: warnings (Spark's
@@ -191,7 +209,7 @@ logger.native.level = error
 
 def _quiet_logs() -> None:
     """Give the JVM that pyspark is about to launch LOG4J2, unless Spark's configuration has its own."""
-    conf_dir = os.environ.get("SPARK_CONF_DIR") or os.path.join(os.environ.get("SPARK_HOME", "/nonexistent"), "conf")
+    conf_dir = _spark_conf_dir()
     opts = os.environ.get("SPARK_SUBMIT_OPTS", "")
     if os.path.exists(os.path.join(conf_dir, "log4j2.properties")) or "log4j2.configurationFile" in opts:
         return
