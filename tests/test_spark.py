@@ -316,8 +316,9 @@ def test_task_failure_is_one_line(spark, tmp_path):
 
 
 def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
-    """spark-submit --py-files crash_aggregates.zip spark_job.py run ...: a Python that only has the
-    dependencies (not this package) runs the driver and the executors, as on a cluster."""
+    """spark-submit --py-files crash_aggregates.zip spark_job.py run ..., as on a cluster: two executor
+    JVMs apart from the driver (local-cluster), in their own working folders, and a Python that has
+    the dependencies but not this package, for the driver and the executors alike."""
     import pyspark
 
     import crash_aggregates
@@ -338,10 +339,11 @@ def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_") and k != "PYTHONPATH"}
     env.update(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
     out = tmp_path / "out"
-    result = subprocess.run(
-        [submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.memory=1g",
-         "--py-files", dist / "crash_aggregates.zip", dist / "spark_job.py",
-         "run", "--input", corpus, "--output", out, "--min-submission-date", DAYS[0], "--max-submission-date", DAYS[-1]],
+    result = subprocess.run(  # relative paths, as a user types them: the executors are elsewhere
+        [submit, "--master", "local-cluster[2,1,1024]", "--conf", "spark.ui.enabled=false",
+         "--conf", "spark.driver.memory=1g", "--py-files", "dist/crash_aggregates.zip", "dist/spark_job.py",
+         "run", "--input", os.path.relpath(corpus, tmp_path), "--output", "out",
+         "--min-submission-date", DAYS[0], "--max-submission-date", DAYS[-1]],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -38,6 +38,7 @@ the embedded engine never load it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -152,7 +153,7 @@ def start(master: str | None = None):
             # A plain process: pyspark launches the JVM.
             builder = builder.appName("crash-aggregates").config("spark.ui.showConsoleProgress", "false")
             _quiet_logs()
-            if (master or _configured_master()).startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            if _is_local(master or _configured_master()) and "PYSPARK_PYTHON" not in os.environ:
                 # Local workers run this interpreter (with this package's dependencies), not "python3".
                 os.environ["PYSPARK_PYTHON"] = sys.executable
     try:
@@ -160,11 +161,20 @@ def start(master: str | None = None):
     except Exception as e:  # noqa: BLE001 - py4j and pyspark raise many kinds
         where = f" with master {master}" if master else ""
         raise SparkUnavailable(f"cannot start Spark{where}: {one_line(e)}") from None
-    if creating and not session.sparkContext.master.startswith("local"):
+    if creating and not _is_local(session.sparkContext.master):
         _ship_package(session.sparkContext)
     # A session of spark-submit ends with the application; one of Databricks must never be stopped.
     _session, _owned = session, creating and not _jvm_provided()
     return session
+
+
+def _is_local(master: str) -> bool:
+    """True for the masters whose tasks run in the driver's JVM: local, local[N], local[N,F], local[*].
+
+    >>> [_is_local(m) for m in ("local", "local[*]", "local[2,3]", "local-cluster[1,1,1024]", "yarn")]
+    [True, True, True, False, False]
+    """
+    return re.fullmatch(r"local(\[[^\]]*\])?", master.strip()) is not None
 
 
 def _spark_conf_dir() -> str:
@@ -281,6 +291,14 @@ def _sum_splits(config: Config, day: date, read_bytes, read_pings, items):
         read_pings.add(partial.pings)
 
 
+def _absolute(split: Split) -> Split:
+    """The split with an absolute local path: executors do not share the driver's working folder."""
+    path = split.file.path
+    if "://" in path or os.path.isabs(path):
+        return split
+    return dataclasses.replace(split, file=dataclasses.replace(split.file, path=os.path.abspath(path)))
+
+
 def _combine(a, b):
     """reduceByKey's function: stat sums add up element-wise, counters merge."""
     if type(a) is list:
@@ -303,7 +321,7 @@ def aggregate_day(
     session = start(master)
     sc = session.sparkContext
     read_bytes, read_pings = sc.accumulator(0), sc.accumulator(0)
-    items = list(enumerate(splits))
+    items = [(i, _absolute(split)) for i, split in enumerate(splits)]  # executors run elsewhere
     reduced = (
         sc.parallelize(items, max(len(items), 1))
         .mapPartitions(lambda it: _sum_splits(config, day, read_bytes, read_pings, it))
@@ -326,6 +344,8 @@ def aggregate_day(
         else:
             total.aggregates[key] = value
     corrupt = sorted(counters.corrupt_files, key=lambda item: item[0])
+    for index, entry in corrupt:  # the path as the job was given it, like the embedded engine
+        entry["path"] = splits[index].file.path
     if corrupt and not allow_corrupt:
         first = corrupt[0][1]
         raise CorruptInput(first["path"], first["offset"], first["error"])
