@@ -38,6 +38,7 @@ the embedded engine never load it.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import re
@@ -226,6 +227,7 @@ def _quiet_logs() -> None:
     fd, path = tempfile.mkstemp(prefix="crash-aggregates-log4j2-", suffix=".properties")
     with os.fdopen(fd, "w") as f:
         f.write(LOG4J2)
+    atexit.register(_remove, path)
     os.environ["SPARK_SUBMIT_OPTS"] = f"{opts} -Dlog4j2.configurationFile=file:{path}".strip()
 
 
@@ -260,7 +262,15 @@ def _ship_package(sc) -> None:
     if ".zip" in crash_aggregates.__file__ or ".whl" in crash_aggregates.__file__:
         return
     folder = Path(tempfile.mkdtemp(prefix="crash-aggregates-spark-"))
+    atexit.register(shutil.rmtree, folder, True)
     sc.addPyFile(str(package_zip(folder / "crash_aggregates.zip")))
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # -- the job ----------------------------------------------------------------------
