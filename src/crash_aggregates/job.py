@@ -16,8 +16,8 @@ import click
 
 from . import __version__
 from .config import Config
-from .engines import EngineError
 from .sources import CorruptInput, NoInput, list_input, plan_splits
+from .engines import EngineError
 from .storage import aggregates_table, clean_staging, publish_partition
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
@@ -44,26 +44,22 @@ def run_job(
 ) -> int:
     """Process every date; returns 0, 1 (a date failed), 2 (the engine cannot start) or 3 (a date had no input)."""
     started = time.perf_counter()
-    if engine == "embedded" and not workers:
-        from .engines.embedded import default_workers
-
-        workers = default_workers()
     if engine == "spark":
         from .engines import spark
 
-        try:  # one session for every date of the run
+        try:  # one session for every date of the run (stopped at exit)
             spark.start(spark_master)
             workers = spark.parallelism()
         except EngineError as e:
             click.echo(f"error: {e}", err=True)
             return EXIT_USAGE
+    if engine == "embedded" and not workers:
+        from .engines.embedded import default_workers
+
+        workers = default_workers()
     for name in clean_staging(output_path):
         click.echo(f"removed {name}, left behind by an interrupted run", err=True)
-    try:
-        results = [run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) for day in dates]
-    finally:
-        if engine == "spark":
-            spark.stop()
+    results = [run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) for day in dates]
     counts = {s: sum(r.status == s for r in results) for s in ("published", "no input", "failed")}
     click.echo(
         f"done: {len(results)} date(s): {counts['published']} published, {counts['no input']} without input, "
@@ -95,13 +91,13 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
             err=True,
         )
         return DayResult(day, "failed", str(e))
-    except EngineError as e:
-        click.echo(f"{day}: failed: {e}; the previous partition is left in place", err=True)
-        return DayResult(day, "failed", str(e))
     except BrokenProcessPool:
         message = "a worker process died (killed, or out of memory?)"
         click.echo(f"{day}: failed: {message}; the previous partition is left in place", err=True)
         return DayResult(day, "failed", message)
+    except EngineError as e:  # a Spark job that failed (after Spark's own retries)
+        click.echo(f"{day}: failed: {e}; the previous partition is left in place", err=True)
+        return DayResult(day, "failed", str(e))
     except OSError as e:
         click.echo(f"{day}: failed: cannot read input: {e}; the previous partition is left in place", err=True)
         return DayResult(day, "failed", str(e))

@@ -166,6 +166,8 @@ def start(master: str | None = None):
         _ship_package(session.sparkContext)
     # A session of spark-submit ends with the application; one of Databricks must never be stopped.
     _session, _owned = session, creating and not _jvm_provided()
+    if _owned:
+        atexit.register(stop)
     return session
 
 
@@ -232,7 +234,7 @@ def _quiet_logs() -> None:
 
 
 def stop() -> None:
-    """Stop the session if this module started it."""
+    """Stop the session if this module started it (at exit: the session serves every run of the process)."""
     global _session, _owned
     if _session is not None and _owned:
         _session.stop()
