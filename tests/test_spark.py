@@ -316,9 +316,9 @@ def test_task_failure_is_one_line(spark, tmp_path):
 
 
 def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
-    """spark-submit --py-files crash_aggregates.zip spark_job.py run ..., as on a cluster: two executor
-    JVMs apart from the driver (local-cluster), in their own working folders, and a Python that has
-    the dependencies but not this package, for the driver and the executors alike."""
+    """spark-submit --py-files crash_aggregates.zip spark_job.py run ..., as on a cluster: an executor
+    JVM apart from the driver (local-cluster, 2 cores), in its own working folder, and a Python that
+    has the dependencies but not this package, for the driver and the executor alike."""
     import pyspark
 
     import crash_aggregates
@@ -340,7 +340,7 @@ def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
     env.update(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
     out = tmp_path / "out"
     result = subprocess.run(  # relative paths, as a user types them: the executors are elsewhere
-        [submit, "--master", "local-cluster[2,1,1024]", "--conf", "spark.ui.enabled=false",
+        [submit, "--master", "local-cluster[1,2,1024]", "--conf", "spark.ui.enabled=false",
          "--conf", "spark.driver.memory=1g", "--py-files", "dist/crash_aggregates.zip", "dist/spark_job.py",
          "run", "--input", os.path.relpath(corpus, tmp_path), "--output", "out",
          "--min-submission-date", DAYS[0], "--max-submission-date", DAYS[-1]],
