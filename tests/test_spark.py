@@ -65,6 +65,9 @@ def spark(tmp_path_factory):
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
+    from crash_aggregates.engines import spark as engine
+
+    engine.stop()  # forgets this session (the engine did not start it, so does not stop it)
     session.stop()
     if saved is None:
         os.environ.pop("PYSPARK_PYTHON", None)
