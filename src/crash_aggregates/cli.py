@@ -95,11 +95,12 @@ def cli():
 @click.option("--min-submission-date", metavar="D", help="First date to process, YYYYMMDD or YYYY-MM-DD. Default: yesterday (UTC).")
 @click.option("--max-submission-date", metavar="D", help="Last date to process (inclusive). Default: yesterday (UTC).")
 @click.option("--config", "config_path", metavar="FILE", help="TOML file with dimensions and stats (default: $CRASH_AGGREGATES_CONFIG, else the built-in SPEC defaults).")
-@click.option("--engine", type=click.Choice(["embedded"]), default="embedded", show_default=True, help="Where the job runs.")
+@click.option("--engine", type=click.Choice(["embedded", "spark"]), default="embedded", show_default=True, help="Where the job runs: local worker processes, or Spark (needs the spark extra and Java 17+).")
+@click.option("--spark-master", metavar="URL", help="Spark master for --engine spark (local[4], yarn, spark://host:7077, k8s://...). Default: what spark-submit or the Spark configuration gives, else local[*].")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N", help="Worker processes for the embedded engine. Default: all cores.")
 @click.option("--allow-corrupt-files", is_flag=True, help="Use the readable lines of a truncated or corrupt compressed file instead of failing the date; such files are listed under corrupt_files in _report.json.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
-def run(input_path, output_path, min_submission_date, max_submission_date, config_path, engine, workers, allow_corrupt_files, progress):
+def run(input_path, output_path, min_submission_date, max_submission_date, config_path, engine, spark_master, workers, allow_corrupt_files, progress):
     """Aggregate the pings of each submission date into a partition.
 
     Every date from --min-submission-date to --max-submission-date is read from
@@ -120,6 +121,10 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
         raise UsageError("no output: pass --output PATH or set [data] output in the config")
     if not os.path.isdir(input_path):
         raise UsageError(f"input {input_path} is not a folder")
+    if spark_master and engine != "spark":
+        raise UsageError("--spark-master goes with --engine spark")
+    if workers and engine != "embedded":
+        raise UsageError("--workers is for the embedded engine; Spark's parallelism comes from its master (local[N], executors)")
     code = run_job(
         config,
         input_path,
@@ -129,6 +134,7 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
         workers=workers,
         allow_corrupt=allow_corrupt_files,
         progress=sys.stderr.isatty() if progress is None else progress,
+        spark_master=spark_master,
     )
     sys.exit(code)
 

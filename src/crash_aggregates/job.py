@@ -17,9 +17,10 @@ import click
 from . import __version__
 from .config import Config
 from .sources import CorruptInput, NoInput, list_input, plan_splits
+from .engines import EngineError
 from .storage import aggregates_table, clean_staging, publish_partition
 
-EXIT_OK, EXIT_FAILED, EXIT_NO_INPUT = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
 
 
 @dataclass
@@ -39,9 +40,19 @@ def run_job(
     workers: int | None = None,
     allow_corrupt: bool = False,
     progress: bool = False,
+    spark_master: str | None = None,
 ) -> int:
-    """Process every date; returns 0, 1 (a date failed) or 3 (a date had no input)."""
+    """Process every date; returns 0, 1 (a date failed), 2 (the engine cannot start) or 3 (a date had no input)."""
     started = time.perf_counter()
+    if engine == "spark":
+        from .engines import spark
+
+        try:  # one session for every date of the run (stopped at exit)
+            spark.start(spark_master)
+            workers = spark.parallelism()
+        except EngineError as e:
+            click.echo(f"error: {e}", err=True)
+            return EXIT_USAGE
     if engine == "embedded" and not workers:
         from .engines.embedded import default_workers
 
@@ -84,6 +95,9 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
         message = "a worker process died (killed, or out of memory?)"
         click.echo(f"{day}: failed: {message}; the previous partition is left in place", err=True)
         return DayResult(day, "failed", message)
+    except EngineError as e:  # a Spark job that failed (after Spark's own retries)
+        click.echo(f"{day}: failed: {e}; the previous partition is left in place", err=True)
+        return DayResult(day, "failed", str(e))
     except OSError as e:
         click.echo(f"{day}: failed: cannot read input: {e}; the previous partition is left in place", err=True)
         return DayResult(day, "failed", str(e))
@@ -123,6 +137,8 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
 def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):
     if engine == "embedded":
         from .engines.embedded import aggregate_day
+    elif engine == "spark":
+        from .engines.spark import aggregate_day
     else:
         raise ValueError(f"unknown engine {engine!r}")
     return aggregate_day(config, day, splits, workers=workers, allow_corrupt=allow_corrupt, progress=advance)

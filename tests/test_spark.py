@@ -1,0 +1,548 @@
+"""The Spark engine on local[2]: the embedded engine's partitions, spark-submit, Spark SQL, errors.
+
+One SparkSession serves the whole module. Tests that need Java skip where it
+is absent (or older than 17), and only then; with CRASH_AGGREGATES_REQUIRE_SPARK=1
+(set by .ci/run) a missing Java is a failure too, so CI cannot pass without them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from crash_aggregates.engines import EngineError
+from helpers import SHARED, read_partition, read_report, run, run_process, write_day
+
+DAYS = ["2016-03-05", "2016-03-06", "2016-03-07"]
+REQUIRE_SPARK = os.environ.get("CRASH_AGGREGATES_REQUIRE_SPARK") == "1"
+REPORT_COUNTERS = (
+    "main_pings_processed", "main_pings_ignored", "crash_pings_processed", "crash_pings_ignored",
+    "ignored_by_reason", "ignored_by_doc_type", "aggregates", "input_files", "input_bytes", "corrupt_files",
+    "submission_date", "dimensions", "stats",
+)
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    """A local[2] session with the embedded (Derby) Hive catalog, all of it in a temporary folder."""
+    from crash_aggregates.engines.spark import java_problem
+
+    problem = java_problem()
+    if problem:
+        if REQUIRE_SPARK:
+            pytest.fail(f"CRASH_AGGREGATES_REQUIRE_SPARK=1 but Spark cannot run: no usable Java: {problem}")
+        pytest.skip(f"no usable Java (17+) for Spark: {problem}")
+    from pyspark.sql import SparkSession  # the spark extra is part of the test install: never skipped
+
+    home = tmp_path_factory.mktemp("spark-home")
+    saved = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("crash-aggregates-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.driver.memory", "1g")
+        .config("spark.sql.warehouse.dir", str(home / "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={home}")
+        .config("spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true")
+        .enableHiveSupport()
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    from crash_aggregates.engines import spark as engine
+
+    engine.stop()  # forgets this session (the engine did not start it, so does not stop it)
+    session.stop()
+    if saved is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = saved
+
+
+# -- the corpus: every kind of bad input, three days ----------------------------------
+
+
+def ping(rng: random.Random, day: str, doc_type: str = "main", **overrides) -> dict:
+    """A plausible main or crash ping submitted on ``day``, with dimensions drawn from rng."""
+    d = date.fromisoformat(day)
+    activity = date.fromordinal(d.toordinal() - rng.choice([-3, 0, 0, 1, 2, 6, 7, 8, 30]))  # some beyond D-7
+    histograms = {
+        "SUBPROCESS_CRASHES_WITH_DUMP": {
+            key: {"values": {"0": rng.choice([0, 0, 1, 2, 5])}} for key in ("content", "plugin", "gmplugin", "gpu")
+        },
+        "SUBPROCESS_KILL_HARD": {"ShutDownKill": {"values": {"0": rng.choice([0, 1, 3])}}},
+    }
+    if doc_type == "crash":
+        payload = {"crashDate": activity.isoformat(), "processType": rng.choice(["main", None]),
+                   "keyedHistograms": histograms}
+    else:
+        payload = {"info": {"subsessionLength": rng.choice([0, 60, 3600, 7261, 86400 * 2, -5, 1.5]),
+                            "subsessionStartDate": f"{activity.isoformat()}T00:00:00.0+01:00"},
+                   "keyedHistograms": histograms}
+    doc = {
+        "type": doc_type,
+        "creationDate": f"{activity.isoformat()}T12:00:00.000Z",
+        "meta": {"submissionDate": day.replace("-", ""), "docType": doc_type,
+                 "geoCountry": rng.choice(["US", "DE", "FR", "??", ""])},
+        "application": {"name": rng.choice(["Firefox", "Fennec"]), "channel": rng.choice(["release", "beta", "nightly"])},
+        "environment": {
+            "build": {"version": rng.choice(["45.0", "46.0a2"]), "buildId": rng.choice(["20160301000000", "20160215123456"]),
+                      "architecture": rng.choice(["x86", "x86-64"])},
+            "system": {"os": {"name": rng.choice(["Windows_NT", "Linux", "Darwin"]), "version": rng.choice(["6.1", 10, 10.5])}},
+            "settings": {"e10sEnabled": rng.choice([True, False, None]), "e10sCohort": rng.choice(["control", "test", {}])},
+            "addons": {"activeExperiment": rng.choice([{}, {"id": "e10s@experiments.mozilla.org", "branch": "control"}])},
+        },
+        "payload": payload,
+    }
+    for path, value in overrides.items():
+        node = doc
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return doc
+
+
+def bad_lines(rng: random.Random, day: str) -> list:
+    """One or more of every kind of line the rules must ignore (and count)."""
+    other_day = "20160101"
+    return [
+        "", "   ",  # blank: skipped, not counted
+        "{not json", "[1, 2]", "42", b'{"bad utf8": "\xff"}', '{"n": NaN}', "[" * 5000 + "]" * 5000,
+        ping(rng, day, "event"), ping(rng, day, "main", **{"meta.docType": None}),  # fallback to type
+        ping(rng, day, "crash", **{"payload.processType": "content"}),
+        ping(rng, day, "crash", **{"payload.processType": "gpu"}),
+        ping(rng, day, "main", **{"meta.submissionDate": other_day}),
+        ping(rng, day, "crash", **{"meta.submissionDate": day}),  # dashes: invalid
+        ping(rng, day, "main", **{"meta.submissionDate": 20160305}),
+        ping(rng, day, "main", **{"payload.info.subsessionStartDate": "garbage", "creationDate": None}),
+        ping(rng, day, "crash", **{"payload.crashDate": "2016-02-30", "creationDate": "also bad"}),
+        ping(rng, day, "crash", **{"payload.crashDate": None}),  # falls back to creationDate
+        ping(rng, day, "main", **{"environment.build.buildId": "2016030100000"}),
+        ping(rng, day, "main", **{"environment.build.buildId": 20160301000000}),
+        ping(rng, day, "crash", **{"environment.build.buildId": "２０１６０３０１０００００"}),
+        ping(rng, day, "main", **{"payload.info.subsessionLength": None}),
+        ping(rng, day, "main", **{"payload.info.subsessionLength": "3600"}),
+        ping(rng, day, "main", **{"payload.info.subsessionLength": True}),
+        '{"type": "main", "meta": {"submissionDate": "%s", "docType": "main"}, "creationDate": "%sT00:00:00Z", '
+        '"environment": {"build": {"buildId": "20160301000000"}}, "payload": {"info": {"subsessionLength": 1e400}}}'
+        % (day.replace("-", ""), day),
+        ping(rng, day, "main", payload=3),
+        ping(rng, day, "main", **{"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.content.values.0": -3}),
+        ping(rng, day, "main", **{"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.plugin.values.0": "7"}),
+        ping(rng, day, "main", **{"payload.keyedHistograms.SUBPROCESS_KILL_HARD.ShutDownKill.values.0": True}),
+        ping(rng, day, "main", **{"application.channel": "", "payload.info.subsessionLength": 3600}),
+        ping(rng, day, "main", **{"application.channel": None, "payload.info.subsessionLength": 1800}),
+    ]
+
+
+def lines_for(day: str, n: int, seed: int) -> list:
+    rng = random.Random(seed)
+    lines = [ping(rng, day, "crash" if rng.random() < 0.2 else "main") for _ in range(n)]
+    bad = bad_lines(rng, day)
+    for line in bad:  # scattered, so that byte ranges cut through all kinds
+        lines.insert(rng.randrange(len(lines) + 1), line)
+    return lines
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Three days: plain files cut into byte ranges, gzip (two members), zstd, an empty file."""
+    root = tmp_path_factory.mktemp("spark-corpus") / "in"
+    a, b, c = DAYS
+    write_day(root, a, lines_for(a, 900, 1), "big.ndjson")  # ~600 KB: many byte ranges
+    write_day(root, a, lines_for(a, 200, 2), "more.ndjson.gz", compression="gzip")
+    write_day(root, b, lines_for(b, 300, 3), "pings.ndjson.zst", compression="zstd")
+    write_day(root, b, lines_for(b, 300, 4), "pings.ndjson")
+    write_day(root, b, [], "empty.ndjson")
+    two_members = lines_for(c, 400, 5)
+    path = write_day(root, c, two_members[:150], "members.ndjson.gz", compression="gzip")
+    tail = b"".join(json.dumps(x).encode() + b"\n" if isinstance(x, dict) else (x if isinstance(x, bytes) else x.encode()) + b"\n"
+                    for x in two_members[150:])
+    path.write_bytes(path.read_bytes() + gzip.compress(tail))
+    write_day(root, c, lines_for(c, 500, 6), "plain.ndjson")
+    (root / f"submission_date={c}" / "_SUCCESS").write_bytes(b"")  # an upstream marker is not input
+    return root
+
+
+SPLIT_BYTES = 16 << 10
+
+
+def run_engine(corpus: Path, out: Path, *extra: str):
+    return run("run", "--input", corpus, "--output", out, "--min-submission-date", DAYS[0],
+               "--max-submission-date", DAYS[-1], *extra)
+
+
+@pytest.fixture(scope="module")
+def embedded_out(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("embedded") / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("crash_aggregates.sources.SPLIT_BYTES", SPLIT_BYTES)
+        result = run_engine(corpus, out, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def spark_out(spark, corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("spark") / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("crash_aggregates.sources.SPLIT_BYTES", SPLIT_BYTES)
+        result = run_engine(corpus, out, "--engine", "spark")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return out
+
+
+def assert_same_partition(got: dict, expected: dict) -> None:
+    assert got.keys() == expected.keys()
+    for key, stats in expected.items():
+        assert got[key].keys() == stats.keys(), key
+        for name, value in stats.items():
+            assert math.isclose(got[key][name], value, rel_tol=1e-9, abs_tol=0.0), (key, name, got[key][name], value)
+
+
+def assert_same_reports(got: dict, expected: dict) -> None:
+    assert {k: got[k] for k in REPORT_COUNTERS} == {k: expected[k] for k in REPORT_COUNTERS}
+
+
+# -- the engines agree ---------------------------------------------------------------
+
+
+def test_corpus_has_every_kind_of_input(corpus, embedded_out):
+    """The corpus exercises what it claims to (checked on the embedded engine's reports)."""
+    from crash_aggregates.pings import REASONS
+    from crash_aggregates.sources import list_input, plan_splits
+
+    for day in DAYS:
+        report = read_report(embedded_out, day)
+        assert all(report["ignored_by_reason"][reason] > 0 for reason in REASONS), (day, report["ignored_by_reason"])
+        assert report["crash_pings_processed"] > 0 and report["main_pings_processed"] > 0
+        activity = {a for a, _ in read_partition(embedded_out, day)}
+        d = date.fromisoformat(day)
+        assert min(activity) == date.fromordinal(d.toordinal() - 7).isoformat() and max(activity) == day
+    kinds = {f.compression for day in DAYS for f in list_input(corpus, date.fromisoformat(day))}
+    assert kinds == {"none", "gzip", "zstd"}
+    ranges = plan_splits(list_input(corpus, date.fromisoformat(DAYS[0])), SPLIT_BYTES)
+    assert sum(s.file.path.endswith("big.ndjson") for s in ranges) >= 10
+
+
+def test_spark_partitions_equal_embedded(spark_out, embedded_out):
+    for day in DAYS:
+        assert_same_partition(read_partition(spark_out, day), read_partition(embedded_out, day))
+        report, expected = read_report(spark_out, day), read_report(embedded_out, day)
+        assert_same_reports(report, expected)
+        assert report["engine"] == "spark" and expected["engine"] == "embedded"
+        assert report["workers"] == 2  # local[2]
+        names = sorted(p.name for p in (spark_out / f"submission_date={day}").iterdir())
+        assert names == ["_SUCCESS", "_report.json", "part-00000.parquet"]
+    assert sorted(p.name for p in spark_out.iterdir()) == [f"submission_date={d}" for d in DAYS]
+
+
+def test_progress_from_accumulators(spark, corpus):
+    """The live progress (accumulators) sees every byte and every counted line once."""
+    from crash_aggregates.config import default_config
+    from crash_aggregates.engines.spark import aggregate_day
+    from crash_aggregates.sources import list_input, plan_splits
+
+    day = date.fromisoformat(DAYS[2])
+    files = list_input(corpus, day)
+    seen = []
+    total = aggregate_day(default_config(), day, plan_splits(files, SPLIT_BYTES), progress=lambda b, p: seen.append((b, p)))
+    assert sum(b for b, _ in seen) == sum(f.size for f in files)
+    assert sum(p for _, p in seen) == total.pings > 0
+
+
+def _truncated_gzip_day(root: Path, day: str) -> Path:
+    write_day(root, day, lines_for(day, 50, 7), "fine.ndjson")
+    path = write_day(root, day, lines_for(day, 2000, 8), "broken.ndjson.gz", compression="gzip")
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+    return path
+
+
+def test_corrupt_input_same_message_and_same_salvage(spark, tmp_path):
+    day = DAYS[0]
+    broken = _truncated_gzip_day(tmp_path / "in", day)
+    args = ["run", "--input", tmp_path / "in", "--min-submission-date", day, "--max-submission-date", day]
+    engines = {"embedded": ["--workers", "1"], "spark": ["--engine", "spark"]}
+    messages = {}
+    for engine, options in engines.items():
+        result = run(*args, "--output", tmp_path / engine, *options)
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output and "py4j" not in result.output.lower()
+        [messages[engine]] = [line for line in result.output.splitlines() if "failed:" in line]
+        assert not (tmp_path / engine / f"submission_date={day}").exists()
+    assert messages["spark"] == messages["embedded"]
+    assert str(broken) in messages["spark"] and "at byte" in messages["spark"]
+
+    for engine, options in engines.items():
+        result = run(*args, "--output", tmp_path / engine, *options, "--allow-corrupt-files")
+        assert result.exit_code == 0, result.output
+    assert_same_partition(read_partition(tmp_path / "spark", day), read_partition(tmp_path / "embedded", day))
+    report = read_report(tmp_path / "spark", day)
+    assert_same_reports(report, read_report(tmp_path / "embedded", day))
+    assert [c["path"] for c in report["corrupt_files"]] == [str(broken)]
+
+
+def test_task_failure_is_one_line(spark, tmp_path):
+    """A task that cannot read its file fails the date with the task's Python error, not a Java trace."""
+    from crash_aggregates.config import default_config
+    from crash_aggregates.engines.spark import aggregate_day
+    from crash_aggregates.sources import InputFile, Split
+
+    missing = Split(InputFile(str(tmp_path / "gone.ndjson"), 10, "none"), 0, 10)
+    with pytest.raises(EngineError) as info:
+        aggregate_day(default_config(), date(2016, 3, 5), [missing])
+    message = str(info.value)
+    assert "\n" not in message and "FileNotFoundError" in message and "gone.ndjson" in message
+    assert "at org.apache" not in message and "Traceback" not in message
+
+
+# -- launched the way clusters launch jobs ------------------------------------------------
+
+
+def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
+    """spark-submit --py-files crash_aggregates.zip spark_job.py run ..., as on a cluster: an executor
+    JVM apart from the driver (local-cluster, 2 cores), in its own working folder, and a Python that
+    has the dependencies but not this package, for the driver and the executor alike."""
+    import pyspark
+
+    import crash_aggregates
+
+    site = Path(crash_aggregates.__file__).resolve().parents[1]
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "crash_aggregates.spark_job", "package", dist], check=True, capture_output=True)
+    # A virtualenv that sees the dependencies' site-packages but not this package.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / "venv"], check=True)
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    [venv_site] = (tmp_path / "venv").glob("lib/python*/site-packages")
+    (venv_site / "deps.pth").write_text("\n".join(deps) + "\n")
+    python = str(tmp_path / "venv" / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import crash_aggregates"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'crash_aggregates'" in probe.stderr, (site, probe)
+
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_") and k != "PYTHONPATH"}
+    env.update(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
+    out = tmp_path / "out"
+    result = subprocess.run(  # relative paths, as a user types them: the executors are elsewhere
+        [submit, "--master", "local-cluster[1,2,1024]", "--conf", "spark.ui.enabled=false",
+         "--conf", "spark.driver.memory=1g", "--py-files", "dist/crash_aggregates.zip", "dist/spark_job.py",
+         "run", "--input", os.path.relpath(corpus, tmp_path), "--output", "out",
+         "--min-submission-date", DAYS[0], "--max-submission-date", DAYS[-1]],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done: 3 date(s): 3 published" in result.stdout
+    for day in DAYS:
+        assert_same_partition(read_partition(out, day), read_partition(embedded_out, day))
+        report = read_report(out, day)
+        assert report["engine"] == "spark"
+        # Default byte ranges here (no monkeypatching across processes): the counters still agree.
+        assert_same_reports(report, read_report(embedded_out, day))
+
+
+# -- Spark SQL reads the output --------------------------------------------------------------
+
+#: What ``crash-aggregates ddl --dialect spark --location DIR`` must print until branch ``sql``
+#: provides the command: statements ending with ";", runnable one by one in a Spark session with
+#: the in-memory or the Hive catalog (``USING PARQUET`` works in both; ``STORED AS`` needs Hive).
+SPARK_DDL = """\
+CREATE TABLE IF NOT EXISTS crash_aggregates (
+  activity_date STRING,
+  dimensions MAP<STRING, STRING>,
+  stats MAP<STRING, DOUBLE>,
+  submission_date DATE
+)
+USING PARQUET
+PARTITIONED BY (submission_date)
+LOCATION '{location}';
+MSCK REPAIR TABLE crash_aggregates;
+"""
+
+
+def spark_ddl(location: Path) -> tuple[str, str]:
+    """The DDL text and where it came from: the ddl command once it exists, else the spec above."""
+    from crash_aggregates.cli import cli
+
+    if "ddl" in cli.commands:
+        result = run("ddl", "--dialect", "spark", "--location", location)
+        assert result.exit_code == 0, result.output
+        return result.stdout, "crash-aggregates ddl"
+    return SPARK_DDL.format(location=str(location).replace("\\", "\\\\").replace("'", "\\'")), "spec in test_spark.py"
+
+
+def statements(text: str) -> list[str]:
+    """Split DDL text at the ";" that end lines (the statements hold no such line ends otherwise)."""
+    return [s.strip() for s in re.split(r";\s*$", text, flags=re.M) if s.strip()]
+
+
+def first_readme_query() -> str:
+    readme = (SHARED / "seed" / "original-README.md").read_text(encoding="utf-8")
+    return re.search(r"```sql\n(.*?)```", readme, re.S).group(1)
+
+
+def test_spark_sql_reads_the_output(spark, spark_out):
+    text, source = spark_ddl(spark_out.resolve())
+    spark.sql("DROP TABLE IF EXISTS crash_aggregates")
+    for statement in statements(text):
+        spark.sql(statement)
+    partitions = [r[0] for r in spark.sql("SHOW PARTITIONS crash_aggregates").collect()]
+    assert sorted(partitions) == [f"submission_date={d}" for d in DAYS], source
+
+    rows = [row for day in DAYS for row in _rows(spark_out, day)]
+    got = spark.sql(first_readme_query()).collect()
+
+    # The same numbers computed in plain Python from the partitions' rows.
+    sums: dict = {}
+    for dims, stats in rows:
+        acc = sums.setdefault(dims.get("channel"), dict.fromkeys(
+            ("usage_hours", "main_crashes", "content_crashes", "plugin_crashes", "gmplugin_crashes"), 0.0))
+        for name in acc:
+            acc[name] += stats[name]
+    assert len(got) == len(sums)
+    assert [r["usage_hours"] for r in got] == sorted((r["usage_hours"] for r in got), reverse=True)
+    for r in got:
+        expected = sums[r["channel"]]
+        assert expected["usage_hours"] > 0
+        assert math.isclose(r["usage_hours"], expected["usage_hours"], rel_tol=1e-9)
+        for stat in ("main", "content", "plugin", "gmplugin"):
+            rate = 1000 * expected[f"{stat}_crashes"] / expected["usage_hours"]
+            assert math.isclose(r[f"{stat}_crash_rate"], rate, rel_tol=1e-9), (r, stat)
+    assert None in sums and "" in sums  # absent channel (NULL) and empty channel are two groups
+
+    # The partition column and the README's filter on it.
+    day = DAYS[1]
+    [[total]] = spark.sql(f"select sum(stats['usage_hours']) from crash_aggregates where submission_date = '{day}'").collect()
+    assert math.isclose(total, sum(s["usage_hours"] for _, s in _rows(spark_out, day)), rel_tol=1e-9)
+
+
+def _rows(root: Path, day: str):
+    import pyarrow.parquet as pq
+
+    for part in sorted((root / f"submission_date={day}").glob("part-*.parquet")):
+        for row in pq.read_table(part).to_pylist():
+            yield dict(row["dimensions"]), dict(row["stats"])
+
+
+# -- the command line without Spark --------------------------------------------------------
+
+
+def _spark_run_process(tmp_path, env):
+    (tmp_path / "in").mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "crash_aggregates.cli", "run", "--engine", "spark", "--input", tmp_path / "in",
+         "--output", tmp_path / "out", "--min-submission-date", DAYS[0], "--max-submission-date", DAYS[0]],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+
+
+def test_missing_java_exit_2_one_line(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_GATEWAY_PORT")}
+    env["PATH"] = str(empty)
+    result = _spark_run_process(tmp_path, env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Java 17 or later" in lines[0] and "no `java` on PATH and JAVA_HOME is not set" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+    env["JAVA_HOME"] = str(tmp_path / "nowhere")
+    result = _spark_run_process(tmp_path, env)
+    assert result.returncode == 2 and "JAVA_HOME is" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_old_java_exit_2(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "java"
+    fake.write_text('#!/bin/sh\necho \'java version "1.8.0_292"\' >&2\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_GATEWAY_PORT")}
+    env["PATH"] = str(bin_dir)
+    result = _spark_run_process(tmp_path, env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: the Spark engine needs Java 17 or later: {fake} is Java 8; install a JDK or JRE 17+ "
+        "(e.g. openjdk-17-jre-headless) and put it on PATH or set JAVA_HOME"
+    ]
+
+
+def test_missing_pyspark_exit_2(tmp_path):
+    (tmp_path / "in").mkdir()
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["pyspark"] = None  # as if the spark extra were not installed
+        from crash_aggregates.cli import main
+        sys.argv = ["crash-aggregates", "run", "--engine", "spark", "--input", {str(tmp_path / 'in')!r},
+                    "--output", {str(tmp_path / 'out')!r}, "--min-submission-date", "20160305", "--max-submission-date", "20160305"]
+        main()
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: the Spark engine needs pyspark, which is not installed: pip install 'crash-aggregates[spark]'"
+    ]
+
+
+def test_pyspark_is_not_imported_without_the_spark_engine():
+    code = ("import sys, crash_aggregates.cli, crash_aggregates.job, crash_aggregates.engines.spark, "
+            "crash_aggregates.spark_job; assert 'pyspark' not in sys.modules, 'pyspark imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert run_process("--help").returncode == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--engine", "embedded", "--spark-master", "local[2]"], "--spark-master goes with --engine spark"),
+    (["--engine", "spark", "--workers", "2"], "--workers is for the embedded engine"),
+])
+def test_engine_options_exit_2(tmp_path, args, message):
+    (tmp_path / "in").mkdir()
+    result = run_process("run", "--input", tmp_path / "in", "--output", tmp_path / "out", *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_package_zip_is_importable_alone(tmp_path):
+    """What --py-files / addPyFile ship: the whole package, importable from the zip."""
+    from crash_aggregates.engines.spark import package_zip
+
+    archive = package_zip(tmp_path / "crash_aggregates.zip")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import crash_aggregates.spark_job, crash_aggregates.engines.spark as s; "
+            "assert '.zip' in s.__file__, s.__file__")
+    subprocess.run([sys.executable, "-c", code, archive], check=True, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("require, outcome", [("", "1 skipped"), ("1", "1 error")])
+def test_skip_only_without_java_and_never_in_ci(tmp_path, require, outcome):
+    """Without Java the Spark tests skip; with CRASH_AGGREGATES_REQUIRE_SPARK=1 (.ci/run) they fail."""
+    from helpers import REPO
+
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_GATEWAY_PORT")}
+    env.update(PATH=str(tmp_path), CRASH_AGGREGATES_REQUIRE_SPARK=require)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_spark.py", "-k", "test_task_failure_is_one_line"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+    )
+    assert outcome in result.stdout, result.stdout[-2000:]
+    assert (result.returncode == 0) == (require == ""), result.stdout[-2000:]
+    if require:
+        assert "CRASH_AGGREGATES_REQUIRE_SPARK=1 but Spark cannot run" in result.stdout
