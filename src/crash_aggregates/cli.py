@@ -64,6 +64,24 @@ def date_range(min_date: str | None, max_date: str | None) -> list[date]:
     return [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
 
 
+def is_s3(location: str) -> bool:
+    return location.startswith("s3://")
+
+
+def check_location(what: str, location: str) -> str:
+    """A local path or an s3:// URL (with the s3 extra installed), else a usage error."""
+    from .location import S3Unavailable, check, normalize, require_s3
+
+    try:
+        location = check(location)
+        if is_s3(location):
+            require_s3()
+            location = normalize(location)
+    except (ValueError, S3Unavailable) as e:
+        raise UsageError(f"{what}: {e}") from None
+    return location
+
+
 def load_config_or_fail(path: str | None):
     from .config import ConfigError, load_config
 
@@ -90,8 +108,8 @@ def cli():
 
 
 @cli.command()
-@click.option("--input", "input_path", metavar="PATH", help="Root of the pings: PATH/submission_date=YYYY-MM-DD/*.ndjson[.gz|.zst]. Default: [data] input of the config.")
-@click.option("--output", "output_path", metavar="PATH", help="Root of the aggregates: one partition folder per date is written under it. Default: [data] output of the config.")
+@click.option("--input", "input_path", metavar="PATH", help="Root of the pings, a folder or s3://bucket/prefix: PATH/submission_date=YYYY-MM-DD/*.ndjson[.gz|.zst]. Default: [data] input of the config.")
+@click.option("--output", "output_path", metavar="PATH", help="Root of the aggregates, a folder or s3://bucket/prefix: one partition per date is written under it. Default: [data] output of the config.")
 @click.option("--min-submission-date", metavar="D", help="First date to process, YYYYMMDD or YYYY-MM-DD. Default: yesterday (UTC).")
 @click.option("--max-submission-date", metavar="D", help="Last date to process (inclusive). Default: yesterday (UTC).")
 @click.option("--config", "config_path", metavar="FILE", help="TOML file with dimensions and stats (default: $CRASH_AGGREGATES_CONFIG, else the built-in SPEC defaults).")
@@ -108,6 +126,10 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
     OUTPUT/submission_date=YYYY-MM-DD/ (part-*.parquet, _report.json, then
     _SUCCESS). A partition is replaced atomically: a run that dies leaves the
     previous version in place.
+
+    INPUT and OUTPUT may be s3://bucket/prefix URLs (the s3 extra), with
+    credentials from the standard AWS chain and the endpoint from [s3]
+    endpoint_url in the config or AWS_ENDPOINT_URL.
     """
     from .job import run_job
 
@@ -119,7 +141,9 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
         raise UsageError("no input: pass --input PATH or set [data] input in the config")
     if not output_path:
         raise UsageError("no output: pass --output PATH or set [data] output in the config")
-    if not os.path.isdir(input_path):
+    input_path = check_location("input", input_path)
+    output_path = check_location("output", output_path)
+    if not is_s3(input_path) and not os.path.isdir(input_path):
         raise UsageError(f"input {input_path} is not a folder")
     if spark_master and engine != "spark":
         raise UsageError("--spark-master goes with --engine spark")

@@ -2,6 +2,11 @@
 
 This is the library entry point behind ``crash-aggregates run``; it returns
 the process exit status and prints one summary line per date plus a final one.
+
+Input and output are local folders or ``s3://`` URLs. A location that cannot
+be used at all (wrong credentials, no such bucket, unreachable endpoint,
+permission denied) stops the run at the first date that meets it, with one
+message naming the URL: the following dates would only fail the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from datetime import date, datetime, timezone
 import click
 
 from . import __version__
+from . import location
 from .config import Config
+from .location import StorageError
 from .sources import CorruptInput, NoInput, list_input, plan_splits
 from .engines import EngineError
 from .storage import aggregates_table, clean_staging, publish_partition
@@ -26,7 +33,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
 @dataclass
 class DayResult:
     day: date
-    status: str  # "published" | "no input" | "failed"
+    status: str  # "published" | "no input" | "failed" | "stopped" (a StorageError: the run stops)
     message: str = ""
     report: dict = field(default_factory=dict)
 
@@ -57,15 +64,30 @@ def run_job(
         from .engines.embedded import default_workers
 
         workers = default_workers()
-    for name in clean_staging(output_path):
-        click.echo(f"removed {name}, left behind by an interrupted run", err=True)
-    results = [run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) for day in dates]
-    counts = {s: sum(r.status == s for r in results) for s in ("published", "no input", "failed")}
+    location.configure(config.s3_endpoint_url)
+    try:
+        for name in clean_staging(output_path, warn=_warn):
+            click.echo(f"removed {name}, left behind by an interrupted run", err=True)
+    except StorageError as e:
+        click.echo(f"error: {e}; nothing was run", err=True)
+        return EXIT_FAILED
+    results = []
+    for day in dates:
+        result = run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress)
+        results.append(result)
+        if result.status == "stopped":
+            left = len(dates) - len(results)
+            if left:
+                click.echo(f"stopping: the {left} later date(s) were not run", err=True)
+            break
+    counts = {s: sum(r.status == s for r in results) for s in ("published", "no input", "failed", "stopped")}
+    failed = counts["failed"] + counts["stopped"]
+    not_run = len(dates) - len(results)
     click.echo(
-        f"done: {len(results)} date(s): {counts['published']} published, {counts['no input']} without input, "
-        f"{counts['failed']} failed, in {time.perf_counter() - started:.1f} s"
+        f"done: {len(dates)} date(s): {counts['published']} published, {counts['no input']} without input, "
+        f"{failed} failed{f', {not_run} not run' if not_run else ''}, in {time.perf_counter() - started:.1f} s"
     )
-    if counts["failed"]:
+    if failed:
         return EXIT_FAILED
     if counts["no input"]:
         return EXIT_NO_INPUT
@@ -79,6 +101,8 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
     except NoInput as e:
         click.echo(f"{day}: no input ({e}); nothing written", err=True)
         return DayResult(day, "no input", str(e))
+    except StorageError as e:
+        return _stopped(day, e)
     splits = plan_splits(files)
     total_bytes = sum(f.size for f in files)
     try:
@@ -91,6 +115,8 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
             err=True,
         )
         return DayResult(day, "failed", str(e))
+    except StorageError as e:
+        return _stopped(day, e)
     except BrokenProcessPool:
         message = "a worker process died (killed, or out of memory?)"
         click.echo(f"{day}: failed: {message}; the previous partition is left in place", err=True)
@@ -120,7 +146,9 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
     }
     table = aggregates_table(partial.aggregates, [d.name for d in config.dimensions], config.stat_columns())
     try:
-        where = publish_partition(output_path, day, table, report)
+        where = publish_partition(output_path, day, table, report, warn=lambda message: _warn(f"{day}: {message}"))
+    except StorageError as e:
+        return _stopped(day, e, report)
     except OSError as e:
         click.echo(f"{day}: failed: cannot publish to {output_path}: {e}; the previous partition is left in place", err=True)
         return DayResult(day, "failed", str(e), report)
@@ -132,6 +160,15 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
         f"{len(partial.aggregates):,} aggregates, {total_bytes / 1e6:,.1f} MB in {seconds:.2f} s{corrupt} -> {where}"
     )
     return DayResult(day, "published", report=report)
+
+
+def _stopped(day: date, error: StorageError, report: dict | None = None) -> DayResult:
+    click.echo(f"{day}: failed: {error}; the previous partition is left in place", err=True)
+    return DayResult(day, "stopped", str(error), report or {})
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):

@@ -3,7 +3,17 @@
 Compression is recognised by the file's first bytes, not its name, so a
 mislabelled file is still read correctly. Plain files are cut into byte
 ranges so that one large file is shared by several workers: a range owns the
-lines whose first byte lies inside it. Compressed files are read whole.
+lines whose first byte lies inside it. Compressed files are read whole, as a
+stream.
+
+The input root is a local folder or an ``s3://bucket/prefix`` URL
+(``location.py``). On S3 an :class:`InputFile`'s path is the object's URL;
+its byte ranges are read with ranged GETs of about ``location.S3_BLOCK``
+bytes, compressed objects are streamed the same way, so nothing is
+downloaded whole nor written to local disk. Each process (a worker of the
+embedded engine, a Spark Python worker) opens its own S3 connection.
+S3 failures (credentials, missing bucket, unreachable endpoint, denied
+reads) raise ``location.StorageError``, which names the URL.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from typing import Callable, Iterator
 import zstandard
 from isal import isal_zlib
 
+from . import location
+from .location import StorageError, is_s3, s3_errors
 from .storage import partition_name
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -44,9 +56,13 @@ class CorruptInput(Exception):
 
 @dataclass(frozen=True)
 class InputFile:
-    path: str
+    path: str  # a local path, or an s3:// URL
     size: int
     compression: str  # "none" | "gzip" | "zstd"
+    #: S3: the object's ETag when listed; every ranged read asks for that
+    #: version (If-Match), so an object replaced during a run fails the date
+    #: instead of mixing two versions.
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +79,17 @@ class Split:
 
 
 def sniff_compression(path: str) -> str:
-    with open(path, "rb") as f:
-        head = f.read(4)
+    """``gzip``, ``zstd`` or ``none``, from the first bytes of a file or S3 object."""
+    if is_s3(path):
+        with s3_errors(path, "read"):
+            head = location.s3_filesystem().cat_file(path, start=0, end=4)
+    else:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    return _kind(head)
+
+
+def _kind(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     if head.startswith(ZSTD_MAGIC):
@@ -73,7 +98,12 @@ def sniff_compression(path: str) -> str:
 
 
 def list_input(root: str | os.PathLike, day: date) -> list[InputFile]:
-    """Every file under ``root/submission_date=D/``, hidden and ``_`` files aside."""
+    """Every file under ``root/submission_date=D/``, hidden and ``_`` files aside.
+
+    ``root`` is a local folder or an ``s3://bucket/prefix`` URL.
+    """
+    if is_s3(root):
+        return _list_s3_input(location.normalize(root), day)
     folder = Path(root) / partition_name(day)
     if not folder.is_dir():
         raise NoInput(f"no input folder {folder}")
@@ -89,6 +119,33 @@ def list_input(root: str | os.PathLike, day: date) -> list[InputFile]:
     if not files:
         raise NoInput(f"no files in {folder}")
     return files
+
+
+def _list_s3_input(root: str, day: date) -> list[InputFile]:
+    folder = location.join(root, partition_name(day))
+    fs = location.s3_filesystem()
+    found = location.list_objects(folder)
+    prefix = folder + "/"
+    objects = []
+    for url, info in sorted(found.items()):
+        relative = url[len(prefix):] if url.startswith(prefix) else ""
+        parts = relative.split("/")
+        if not relative or any(p.startswith((".", "_")) or not p for p in parts):
+            continue  # hidden, _SUCCESS-like, or a "folder" placeholder object
+        objects.append((url, info["size"], info["ETag"]))
+    if not objects:
+        raise NoInput(f"no files under {folder}")
+    # The first bytes of every non-empty object, fetched concurrently.
+    sized = [url for url, size, _ in objects if size]
+    heads = {}
+    if sized:
+        with s3_errors(folder, "read"):
+            got = fs.cat_ranges(sized, [0] * len(sized), [4] * len(sized), on_error="return")
+        for url, head in zip(sized, got):
+            if isinstance(head, BaseException):
+                raise location.storage_error(url, head, "read")
+            heads[url] = head
+    return [InputFile(url, size, _kind(heads[url]) if size else "none", etag) for url, size, etag in objects]
 
 
 def plan_splits(files: list[InputFile], split_bytes: int | None = None) -> list[Split]:
@@ -111,8 +168,10 @@ ProgressFn = Callable[[int], None]
 def read_lines(split: Split, progress: ProgressFn | None = None) -> Iterator[bytes]:
     """The lines of a split, without their ``\\n``; raises CorruptInput on damage."""
     if split.file.compression == "none":
-        return _plain_lines(split, progress)
-    return _split_lines(_compressed_blocks(split.file, progress))
+        lines = _plain_lines(split, progress)
+    else:
+        lines = _split_lines(_compressed_blocks(split.file, progress))
+    return _s3_guard(lines, split.file.path) if is_s3(split.file.path) else lines
 
 
 def _split_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
@@ -127,9 +186,34 @@ def _split_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
         yield rest
 
 
+def _open_input(file: InputFile):
+    """A seekable binary file: a local file, or an S3 object read in ranged GETs."""
+    if is_s3(file.path):
+        with s3_errors(file.path, "read"):
+            f = location.s3_filesystem().open(
+                file.path, "rb", block_size=location.S3_BLOCK, cache_type="readahead", size=file.size
+            )
+        # What the listing said, so that s3fs needs no HEAD request per split.
+        f.details = {"name": file.path, "size": file.size, "type": "file", **({"ETag": file.etag} if file.etag else {})}
+        if file.etag and isinstance(getattr(f, "read_kw", None), dict):
+            f.read_kw = {**f.read_kw, "IfMatch": file.etag}
+        return f
+    return open(file.path, "rb", buffering=0)
+
+
+def _s3_guard(lines: Iterator[bytes], path: str) -> Iterator[bytes]:
+    """Re-raise an S3 failure while reading as a StorageError naming the object."""
+    try:
+        yield from lines
+    except (CorruptInput, StorageError):
+        raise
+    except location.s3_failures() as e:
+        raise location.storage_error(path, e, "read") from None
+
+
 def _plain_lines(split: Split, progress: ProgressFn | None) -> Iterator[bytes]:
     start, end = split.start, split.end
-    with open(split.file.path, "rb", buffering=0) as f:
+    with _open_input(split.file) as f:
         pos = start
         if start > 0:
             # The line that straddles `start` belongs to the previous range.
@@ -175,7 +259,7 @@ def _compressed_blocks(file: InputFile, progress: ProgressFn | None) -> Iterator
         new_decoder, errors = (lambda: isal_zlib.decompressobj(wbits=31)), isal_zlib.error
     else:
         new_decoder, errors = zstandard.ZstdDecompressor().decompressobj, zstandard.ZstdError
-    with open(file.path, "rb") as raw:
+    with _open_input(file) as raw:
         reported = 0
         try:
             # Members (gzip) or frames (zstd) are decoded one by one: zstandard's

@@ -1,18 +1,73 @@
-"""Partition layout, Parquet writing, atomic publishing and finding what is published.
+"""Partition layout, Parquet writing, publishing and finding what is published.
 
-A partition is ``<root>/submission_date=YYYY-MM-DD/`` holding ``part-*.parquet``,
-``_report.json`` and ``_SUCCESS``. ``_SUCCESS`` is written last and is a small
-JSON document naming the data files of the current version; a reader of this
-project sees a partition only when it has ``_SUCCESS`` and reads exactly the
-files it names (an empty ``_SUCCESS``, as Hadoop writes, means every
-``part-*.parquet`` file of the folder).
+The output root is a local folder or an ``s3://bucket/prefix`` URL
+(``location.py``). A partition is ``<root>/submission_date=YYYY-MM-DD/``
+holding ``part-*.parquet``, ``_report.json`` and ``_SUCCESS``.
 
-On a local disk a new version is written into a hidden sibling folder and
+``_SUCCESS`` is written last and is the partition's manifest, the same small
+JSON document on a local disk and on S3::
+
+    {"files": ["part-....parquet"], "submission_date": "2016-03-05",
+     "version": "<run id>", "report": {... the _report.json of this version ...}}
+
+A reader of this project sees a partition only when it has ``_SUCCESS`` and
+reads exactly the files it names (an empty ``_SUCCESS``, as Hadoop writes,
+means every ``part-*.parquet`` file of the folder), and takes the report from
+it (:func:`read_report`), so data and report always belong to one version.
+
+Local disk: a new version is written into a hidden sibling folder and
 swapped in with one ``renameat2(RENAME_EXCHANGE)`` call, so a reader sees the
 old version or the new one, never a mix, and a run killed at any point leaves
 the old version complete. Hidden folders (leading ``.``) are skipped by Hive,
 Spark, Trino and DuckDB globs alike; a later run removes the ones a dead run
-left behind.
+left behind (:func:`clean_staging`). Data files keep the name
+``part-00000.parquet``.
+
+S3 (no rename there): every run is a version with its own file names,
+``part-<version>-00000.parquet``, where the version is the run's UTC start
+time and a random suffix. Publishing is
+
+1. upload the data files (new names: nothing a reader uses changes);
+2. upload ``_report.json`` (a copy for people and external tools);
+3. upload ``_SUCCESS`` naming the new files: the commit point. A PUT of one
+   object is atomic, so a reader gets either the old manifest or the new one;
+4. delete the data files that ``_SUCCESS`` does not name and that are not
+   newer than this run's first file: the previous version, and what killed
+   runs left.
+
+A run killed before step 3 leaves the previous ``_SUCCESS`` and its files
+untouched (its own uploads are unnamed leftovers); one killed after it has
+published. Leftovers are deleted by the next run of that date (step 4), and
+by :func:`clean_staging` at the start of every run once they are an hour old
+(so that a run still uploading elsewhere is not disturbed). Two runs of the
+same date at the same time are not supported, on S3 as on a local disk.
+
+What other engines see on S3: Trino, Hive, Spark or DuckDB reading every
+``part-*`` object under the prefix (they ignore ``_`` files, so they don't
+read ``_SUCCESS``) see both versions of a partition between steps 3 and 4 —
+usually well under a second, longer if the deletes fail (then the job prints
+a warning) — and count its rows twice; before step 3 they may already see
+the new files beside the old ones. Such engines should read the files
+``_SUCCESS`` names (``published_partitions``), or run after the job has
+finished, or register partitions from it (docs/s3.md).
+
+Readers of this module's output (the ``sql`` command, the dashboard, the
+watchdog):
+
+- :func:`published_partitions` returns ``{"YYYY-MM-DD": [data files]}``: each
+  file is a ``Path`` under a local root and an ``s3://bucket/key`` string
+  under an S3 root; ``str(file)`` is what DuckDB's ``read_parquet`` and
+  pyarrow take (the Hive folder gives ``submission_date``);
+- DuckDB reads the S3 ones once :func:`register_duckdb` has given the
+  connection this project's S3 filesystem (fsspec; no httpfs extension, no
+  separate credentials: the same AWS chain and endpoint as the job). Call it
+  before locking the connection's configuration; ``allowed_paths`` may list
+  the ``s3://`` URLs as they are;
+- pyarrow reads them through :func:`arrow_filesystem` and :func:`arrow_path`;
+- :func:`read_report` returns the report of the published version.
+
+Writers of input (the generator) use ``location.open_output`` and
+``location.makedirs``, which take a local path or an ``s3://`` URL alike.
 """
 
 from __future__ import annotations
@@ -23,17 +78,31 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from . import location
+from .location import StorageError, is_s3, s3_errors
 
 SUCCESS = "_SUCCESS"
 REPORT = "_report.json"
 PARTITION_RE = re.compile(r"submission_date=(\d{4}-\d{2}-\d{2})\Z")
 STAGING_PREFIX = ".staging-"
+#: Data files of S3 partitions not named by their _SUCCESS are removed at the
+#: start of a run once they are this old (the next run of the date removes
+#: them at once).
+LEFTOVER_AGE = timedelta(hours=1)
+#: Test hook: seconds to sleep between uploading a version and writing its
+#: _SUCCESS, so that a test can kill a run at that moment.
+PAUSE_ENV = "CRASH_AGGREGATES_TEST_PAUSE_BEFORE_SUCCESS"
+
+WarnFn = Callable[[str], None]
 
 SCHEMA = pa.schema(
     [
@@ -75,6 +144,20 @@ def _row_order(item):
 # -- publishing ----------------------------------------------------------------
 
 
+def new_version() -> str:
+    """A run's version: UTC start time (sortable) and a random suffix.
+
+    >>> len(new_version()), new_version()[8]
+    (30, 'T')
+    """
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:7]}"
+
+
+def success_document(day: date, files: list[str], version: str, report: dict) -> dict:
+    """The content of ``_SUCCESS``: the files and the report of one version."""
+    return {"files": files, "submission_date": day.isoformat(), "version": version, "report": report}
+
+
 def _exchange(a: str, b: str) -> bool:
     """Swap two paths atomically (Linux renameat2); False where unsupported."""
     libc_name = ctypes.util.find_library("c")
@@ -93,8 +176,16 @@ def _exchange(a: str, b: str) -> bool:
     return True
 
 
-def clean_staging(root: str | os.PathLike) -> list[str]:
-    """Remove hidden folders that dead runs left under ``root``; returns their names."""
+def clean_staging(root: str | os.PathLike, warn: WarnFn | None = None) -> list[str]:
+    """Remove what dead runs left under ``root``; returns the names removed.
+
+    Local: the hidden staging folders. S3: data files that no ``_SUCCESS``
+    names, once older than ``LEFTOVER_AGE``. Raises StorageError when an S3
+    root cannot be listed (wrong credentials, no such bucket, no endpoint),
+    so it doubles as the job's first check of its output location.
+    """
+    if is_s3(root):
+        return _clean_s3(location.normalize(root), warn)
     root = Path(root)
     removed = []
     if root.is_dir():
@@ -105,8 +196,17 @@ def clean_staging(root: str | os.PathLike) -> list[str]:
     return removed
 
 
-def publish_partition(root: str | os.PathLike, day: date, table: pa.Table, report: dict) -> Path:
-    """Write a partition aside, then swap it in as a whole."""
+def publish_partition(
+    root: str | os.PathLike, day: date, table: pa.Table, report: dict, warn: WarnFn | None = None
+) -> Path | str:
+    """Publish a partition as a whole; returns where it is (a Path, or an S3 URL).
+
+    Raises OSError (StorageError on S3) with the previous version in place.
+    ``warn`` hears of trouble after the commit point (old files that could not
+    be deleted); the new version is published all the same.
+    """
+    if is_s3(root):
+        return _publish_s3(location.normalize(root), day, table, report, warn or (lambda message: None))
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / partition_name(day)
@@ -116,7 +216,8 @@ def publish_partition(root: str | os.PathLike, day: date, table: pa.Table, repor
         part = "part-00000.parquet"
         pq.write_table(table, staging / part, compression="snappy")
         _write_json(staging / REPORT, report)
-        _write_json(staging / SUCCESS, {"files": [part], "submission_date": day.isoformat()})
+        _test_pause()
+        _write_json(staging / SUCCESS, success_document(day, [part], new_version(), report))
         _fsync_dir(staging)
         if final.exists():
             if not _exchange(str(staging), str(final)):
@@ -136,10 +237,19 @@ def publish_partition(root: str | os.PathLike, day: date, table: pa.Table, repor
     return final
 
 
+def _test_pause() -> None:
+    seconds = os.environ.get(PAUSE_ENV)
+    if seconds:
+        time.sleep(float(seconds))
+
+
+def _json_bytes(doc: dict) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
 def _write_json(path: Path, doc: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
-        f.write("\n")
+    with open(path, "wb") as f:
+        f.write(_json_bytes(doc))
         f.flush()
         os.fsync(f.fileno())
 
@@ -152,29 +262,228 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+def _publish_s3(root: str, day: date, table: pa.Table, report: dict, warn: WarnFn) -> str:
+    fs = location.s3_filesystem()
+    folder = location.join(root, partition_name(day))
+    version = new_version()
+    files = [f"part-{version}-00000.parquet"]
+    body = _parquet_bytes(table)
+    uploaded: list[str] = []
+    committing = False
+    try:
+        with s3_errors(folder, "publish to"):
+            fs.pipe_file(location.join(folder, files[0]), body)
+            uploaded.append(files[0])
+            fs.pipe_file(location.join(folder, REPORT), _json_bytes(report))
+            _test_pause()
+            committing = True
+            fs.pipe_file(location.join(folder, SUCCESS), _json_bytes(success_document(day, files, version, report)))
+    except BaseException:
+        # Before the commit point our files are unnamed: remove them. If the
+        # _SUCCESS upload itself failed it may still have landed, so they stay
+        # (a later run removes them if they are not named).
+        if not committing and uploaded:
+            _delete(fs, folder, uploaded, lambda message: None)
+        raise
+    try:
+        listing = _children(folder)
+    except StorageError as e:
+        warn(f"published {folder}, but could not look for its old files: {e.reason}")
+        return folder
+    # The server's time of this version's first file (as listed, like the
+    # others): what is not newer and not named by the new _SUCCESS is the old
+    # version or a leftover; anything newer belongs to a later run.
+    since = listing.get(files[0], {}).get("LastModified")
+    if since is None:
+        warn(f"published {folder}, but its new files are not listed yet: old files are left for a later run")
+        return folder
+    stale = [
+        n
+        for n, info in listing.items()
+        if _is_data_name(n) and n not in files and info.get("LastModified") is not None and info["LastModified"] <= since
+    ]
+    _delete(fs, folder, sorted(stale), warn)
+    return folder
+
+
+def _is_data_name(name: str) -> bool:
+    return name.startswith("part-")
+
+
+def _delete(fs, folder: str, names: list[str], warn: WarnFn) -> list[str]:
+    """Delete objects of one folder; returns the names deleted, warns about the rest.
+
+    One DeleteObject request per file (a partition has one or two to delete):
+    unlike the batch DeleteObjects it needs no Content-MD5 or checksum header,
+    which some S3-compatible stores reject, and each refusal is reported.
+    """
+    bucket, prefix = location.split_s3(folder)
+    deleted, reasons = [], set()
+    for n in names:
+        try:
+            fs.call_s3("delete_object", Bucket=bucket, Key=f"{prefix}/{n}" if prefix else n)
+            deleted.append(n)
+        except location.s3_failures() as e:
+            reasons.add(location.explain(e, folder))
+    if reasons:
+        warn(
+            f"could not delete {len(names) - len(deleted)} old file(s) of {folder}: {'; '.join(sorted(reasons))}. "
+            "Readers of this project ignore them; engines that read every part-* file count them "
+            "until a later run removes them"
+        )
+    return deleted
+
+
+def _clean_s3(root: str, warn: WarnFn | None) -> list[str]:
+    fs = location.s3_filesystem()
+    partitions = _partitions(root, location.list_objects(root))
+    named = _read_markers(fs, root, partitions)
+    cutoff = datetime.now(timezone.utc) - LEFTOVER_AGE
+    removed = []
+    for part, objects in sorted(partitions.items()):
+        keep = named.get(part)
+        stale = [
+            n
+            for n, info in objects.items()
+            if _is_data_name(n)
+            and ((keep is not None and n not in keep) or (keep is None and SUCCESS not in objects))
+            and info.get("LastModified") is not None
+            and info["LastModified"] < cutoff
+        ]
+        folder = location.join(root, part)
+        gone = _delete(fs, folder, sorted(stale), warn or (lambda message: None))
+        removed.extend(location.join(part, n) for n in gone)
+    return removed
+
+
+def _children(folder: str) -> dict[str, dict]:
+    """``{name: object info}`` of the objects directly in an S3 folder."""
+    prefix = folder + "/"
+    return {
+        url[len(prefix):]: info
+        for url, info in location.list_objects(folder).items()
+        if url.startswith(prefix) and url[len(prefix):] and "/" not in url[len(prefix):]
+    }
+
+
+def _partitions(root: str, listing: dict) -> dict[str, dict[str, dict]]:
+    """``{"submission_date=D": {name: object info}}`` from ``location.list_objects(root)``."""
+    prefix = root + "/"
+    found: dict[str, dict[str, dict]] = {}
+    for url, info in listing.items():
+        if not url.startswith(prefix):
+            continue
+        parts = url[len(prefix):].split("/")
+        if len(parts) == 2 and PARTITION_RE.match(parts[0]) and parts[1]:
+            found.setdefault(parts[0], {})[parts[1]] = info
+    return found
+
+
+def _read_markers(fs, root: str, partitions: dict[str, dict[str, dict]]) -> dict[str, list[str] | None]:
+    """The names each partition's _SUCCESS gives (None: every part file; absent: no _SUCCESS)."""
+    paths = {location.join(root, part, SUCCESS): part for part, objects in partitions.items() if SUCCESS in objects}
+    if not paths:
+        return {}
+    with s3_errors(root, "read"):
+        texts = fs.cat(list(paths), on_error="return")
+    named = {}
+    for path, text in texts.items():
+        part = paths.get(path) or paths.get(location.S3_SCHEME + path)
+        if part is None:
+            continue
+        if isinstance(text, FileNotFoundError) and location._error_code(text) != "NoSuchBucket":
+            continue  # deleted since the listing
+        if isinstance(text, BaseException):
+            raise location.storage_error(path if is_s3(path) else location.S3_SCHEME + path, text, "read")
+        names = _marker_names(text)
+        named[part] = names if names is not None else sorted(n for n in partitions[part] if _is_part_file(n))
+    return named
+
+
 # -- reading -------------------------------------------------------------------
 
 
-def success_files(partition: Path) -> list[Path] | None:
-    """The data files a published partition names, or None if it is not published."""
-    marker = partition / SUCCESS
-    try:
-        text = marker.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
+def _marker_names(text: bytes | str) -> list[str] | None:
+    """The safe file names a _SUCCESS document gives; None for an empty (Hadoop) marker."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
     names = None
     if text.strip():
         try:
             names = json.loads(text).get("files")
         except (ValueError, AttributeError):
             names = None
+    if not isinstance(names, list):
+        return None
+    return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
+
+
+def _is_part_file(name: str) -> bool:
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+def success_files(partition: str | os.PathLike) -> list[Path] | list[str] | None:
+    """The data files a published partition names, or None if it is not published.
+
+    ``partition`` is a local folder (files are Paths) or an S3 URL (files are
+    ``s3://`` URLs).
+    """
+    if is_s3(partition):
+        partition = location.normalize(partition)
+        text = _read_s3_text(location.join(partition, SUCCESS))
+        if text is None:
+            return None
+        names = _marker_names(text)
+        if names is None:
+            names = sorted(n for n in _children(partition) if _is_part_file(n))
+        return [location.join(partition, n) for n in names]
+    partition = Path(partition)
+    marker = partition / SUCCESS
+    try:
+        text = marker.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    names = _marker_names(text)
     if names is None:  # a Hadoop-style empty marker: every part file counts
         return sorted(p for p in partition.glob("part-*.parquet"))
-    return [partition / n for n in names if "/" not in n and n not in ("", ".", "..")]
+    return [partition / n for n in names]
 
 
-def published_partitions(root: str | os.PathLike) -> dict[str, list[Path]]:
-    """``{"YYYY-MM-DD": [data files]}`` for every partition that has ``_SUCCESS``."""
+def _read_s3_text(url: str) -> bytes | None:
+    """An object's bytes, or None if there is no such object (a missing bucket raises)."""
+    fs = location.s3_filesystem()
+    try:
+        return fs.cat_file(url)
+    except FileNotFoundError as e:
+        if location._error_code(e) == "NoSuchBucket":
+            raise location.storage_error(url, e, "read") from None
+        return None
+    except location.s3_failures() as e:
+        raise location.storage_error(url, e, "read") from None
+
+
+def published_partitions(root: str | os.PathLike) -> dict[str, list[Path] | list[str]]:
+    """``{"YYYY-MM-DD": [data files]}`` for every partition that has ``_SUCCESS``.
+
+    Local root: Paths, ``{}`` if the folder does not exist. S3 root:
+    ``s3://`` URLs (see the module docstring for reading them), ``{}`` if
+    nothing is under the prefix; StorageError if the bucket or the store
+    cannot be used.
+    """
+    if is_s3(root):
+        root = location.normalize(root)
+        partitions = _partitions(root, location.list_objects(root))
+        named = _read_markers(location.s3_filesystem(), root, partitions)
+        return {
+            PARTITION_RE.match(part).group(1): [location.join(root, part, n) for n in named[part]]
+            for part in sorted(named)
+        }
     root = Path(root)
     found = {}
     if not root.is_dir():
@@ -189,7 +498,65 @@ def published_partitions(root: str | os.PathLike) -> dict[str, list[Path]]:
 
 
 def read_report(root: str | os.PathLike, day: date) -> dict | None:
+    """The report of the published version of a date (from its _SUCCESS), else _report.json."""
+    folder = location.join(root, partition_name(day))
+    if is_s3(root):
+        marker, report_text = _read_s3_text(location.join(folder, SUCCESS)), None
+        if marker is None or _embedded_report(marker) is None:
+            report_text = _read_s3_text(location.join(folder, REPORT))
+    else:
+        marker = _read_local(Path(folder) / SUCCESS)
+        report_text = _read_local(Path(folder) / REPORT)
+    if marker is not None and (embedded := _embedded_report(marker)) is not None:
+        return embedded
+    return json.loads(report_text) if report_text is not None else None
+
+
+def _read_local(path: Path) -> bytes | None:
     try:
-        return json.loads((Path(root) / partition_name(day) / REPORT).read_text())
+        return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def _embedded_report(marker: bytes) -> dict | None:
+    try:
+        report = json.loads(marker).get("report")
+    except (ValueError, AttributeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+# -- readers' access to S3 -------------------------------------------------------
+
+
+def register_duckdb(conn, root: str | os.PathLike) -> None:
+    """Let a DuckDB connection read the ``s3://`` files of ``root`` (nothing to do locally).
+
+    Uses this project's S3 filesystem (same credentials chain, endpoint and
+    retries as the job); call it before ``SET lock_configuration = true``.
+    """
+    if not is_s3(root):
+        return
+    fs = location.s3_filesystem()
+    if "s3" not in conn.list_filesystems():
+        conn.register_filesystem(fs)
+
+
+def arrow_filesystem(root: str | os.PathLike):
+    """A pyarrow filesystem for the files of ``root``: use it with :func:`arrow_path`.
+
+    ``pq.read_table(arrow_path(f), filesystem=arrow_filesystem(root))`` reads a
+    file that :func:`published_partitions` returned, local or on S3.
+    """
+    import pyarrow.fs as pafs
+
+    if is_s3(root):
+        return pafs.PyFileSystem(pafs.FSSpecHandler(location.s3_filesystem()))
+    return pafs.LocalFileSystem()
+
+
+def arrow_path(file: str | os.PathLike) -> str:
+    """The path of a data file as :func:`arrow_filesystem` wants it (no ``s3://``)."""
+    text = os.fspath(file)
+    return text[len(location.S3_SCHEME):] if is_s3(text) else os.path.abspath(text)

@@ -1,0 +1,524 @@
+"""Object storage: the job reads pings from and publishes aggregates to S3.
+
+Against a real S3 API on loopback (moto's standalone server, IAM enforced,
+see s3server.py): the same partitions as a local run, reading back through
+``published_partitions``/DuckDB, a run killed mid-upload, leftovers, ranged
+reads in worker processes, retries of transient errors, and one clear
+message for each way a location can be unusable. No request leaves
+127.0.0.1: the endpoint is always set, instance metadata is disabled and no
+AWS config file is read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+
+from crash_aggregates import location, storage  # noqa: E402
+from crash_aggregates.sources import list_input, plan_splits, read_lines  # noqa: E402
+from helpers import REPO, read_partition, read_report, run, run_process, write_day  # noqa: E402
+from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noqa: E402
+
+DAY = "2016-03-05"
+DATES = ("--min-submission-date", DAY, "--max-submission-date", DAY)
+
+
+def ping(n: int, doc_type: str = "main", channel: str = "release") -> dict:
+    payload = {"info": {"subsessionLength": 600 * (n % 7), "subsessionStartDate": f"2016-03-0{n % 5 + 1}T00:00:00.0+01:00"}}
+    if doc_type == "crash":
+        payload = {"crashDate": "2016-03-04", "processType": "main"}
+    return {
+        "type": doc_type,
+        "creationDate": "2016-03-04T12:00:00Z",
+        "meta": {"submissionDate": "20160305", "docType": doc_type, "geoCountry": ["US", "DE", "FR", "JP"][n % 4]},
+        "application": {"name": "Firefox", "channel": channel},
+        "environment": {"build": {"version": "45.0", "buildId": f"2016030{n % 3 + 1}000000"},
+                        "system": {"os": {"name": ["Windows_NT", "Linux", "Darwin"][n % 3]}}},
+        "payload": payload,
+    }
+
+
+def pings(n: int, channel: str = "release", offset: int = 0) -> list:
+    return [ping(i + offset, "crash" if i % 9 == 0 else "main", channel) for i in range(n)] + ["{broken", ""]
+
+
+# -- fixtures ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+    server: object
+
+    def url(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}", *parts])
+
+    @property
+    def fs(self):
+        return location.s3_filesystem()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(k.split("/", 1)[1] for k in self.fs.find(f"{self.bucket}/{prefix}"))
+
+    def upload(self, local: Path, prefix: str) -> None:
+        """Copy a local folder tree under s3://bucket/prefix/."""
+        for path in sorted(local.rglob("*")):
+            if path.is_file():
+                self.fs.pipe_file(f"{self.bucket}/{prefix}/{path.relative_to(local).as_posix()}", path.read_bytes())
+
+
+def use_keys(monkeypatch, keys) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_key)
+
+
+@pytest.fixture
+def s3(moto_server, monkeypatch):
+    """A fresh bucket; the environment points every AWS client at the loopback server only."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(location.ENDPOINT_ENV, "unset")
+    monkeypatch.delenv(location.ENDPOINT_ENV)  # restored to unset after the test, whatever a run sets
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    use_keys(monkeypatch, moto_server.writer)
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    location.s3_filesystem().mkdir(bucket)
+    return S3(moto_server.endpoint, bucket, moto_server)
+
+
+def s3_rows(root: str, day: str = DAY) -> dict:
+    """Like helpers.read_partition, for the files _SUCCESS names under an S3 root."""
+    fs = storage.arrow_filesystem(root)
+    rows = {}
+    for f in storage.published_partitions(root)[day]:
+        for row in pq.read_table(storage.arrow_path(f), filesystem=fs).to_pylist():
+            key = (row["activity_date"], frozenset(row["dimensions"]))
+            assert key not in rows, f"duplicate aggregate {key}"
+            rows[key] = dict(row["stats"])
+    return rows
+
+
+COUNTERS = ("main_pings_processed", "main_pings_ignored", "crash_pings_processed", "crash_pings_ignored",
+            "ignored_by_reason", "aggregates", "input_files", "input_bytes", "corrupt_files")
+
+
+def counters(report: dict) -> dict:
+    return {k: report[k] for k in COUNTERS}
+
+
+def write_inputs(root: Path) -> None:
+    """Plain (split in many ranges), two-member gzip, zstd, a nested file; markers to skip."""
+    lines = pings(3000)
+    write_day(root, DAY, lines[:1500], "a.ndjson")
+    path = write_day(root, DAY, lines[1500:2200], "b.ndjson.gz", compression="gzip")
+    path.write_bytes(path.read_bytes() + gzip.compress(b"".join(json.dumps(p).encode() + b"\n" for p in lines[2200:2500])))
+    write_day(root, DAY, lines[2500:2900], "c.log", compression="zstd")  # compression sniffed, not named
+    write_day(root / f"submission_date={DAY}", "x", lines[2900:], "d.ndjson")  # nested: sub/submission_date=x/
+    (root / f"submission_date={DAY}" / "_SUCCESS").write_bytes(b"")
+    (root / f"submission_date={DAY}" / ".hidden").write_bytes(b"{junk")
+
+
+# -- round trip --------------------------------------------------------------------
+
+
+def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
+    monkeypatch.setattr("crash_aggregates.sources.SPLIT_BYTES", 16384)  # many byte ranges per object
+    write_inputs(tmp_path / "in")
+    assert run("run", "--input", tmp_path / "in", "--output", tmp_path / "out", *DATES, "--workers", "2").exit_code == 0
+    reference, report = read_partition(tmp_path / "out", DAY), read_report(tmp_path / "out", DAY)
+    local_bytes = (tmp_path / "out" / f"submission_date={DAY}" / "part-00000.parquet").read_bytes()
+
+    s3.upload(tmp_path / "in", "pings")
+    result = run("run", "--input", s3.url("pings"), "--output", s3.url("aggregates") + "/", *DATES, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert f"-> {s3.url('aggregates', f'submission_date={DAY}')}" in result.output
+
+    root = s3.url("aggregates")
+    assert s3_rows(root) == reference
+    s3_report = storage.read_report(root, date(2016, 3, 5))
+    assert counters(s3_report) == counters(report)
+    assert s3_report["input_files"] == 4 and report["input_files"] == 4
+    [part] = storage.published_partitions(root)[DAY]
+    assert s3.fs.cat_file(part) == local_bytes  # the very same Parquet bytes
+    names = s3.keys("aggregates")
+    assert names == sorted([f"aggregates/submission_date={DAY}/{n}" for n in ("_SUCCESS", "_report.json", location.name(part))])
+    success = json.loads(s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", "_SUCCESS")))
+    assert success["files"] == [location.name(part)] and success["report"] == s3_report
+    assert json.loads(s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", "_report.json"))) == s3_report
+
+    # The local _SUCCESS has the same format.
+    local_success = json.loads((tmp_path / "out" / f"submission_date={DAY}" / "_SUCCESS").read_text())
+    assert sorted(local_success) == sorted(success) and local_success["files"] == ["part-00000.parquet"]
+
+    # S3 input, local output: the same partition again.
+    assert run("run", "--input", s3.url("pings"), "--output", tmp_path / "out2", *DATES, "--workers", "1").exit_code == 0
+    assert read_partition(tmp_path / "out2", DAY) == reference
+
+    # DuckDB reads the published files from S3 on a fenced connection, as the sql command does.
+    import duckdb
+
+    files = [str(f) for f in storage.published_partitions(root)[DAY]]
+    conn = duckdb.connect(":memory:")
+    storage.register_duckdb(conn, root)
+    listing = ", ".join(f"'{f}'" for f in files)
+    conn.execute(f"SET allowed_paths = [{listing}]")
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
+    got = conn.execute(
+        f"SELECT submission_date, count(*), sum(stats['ping_count']), sum(stats['usage_hours']) "
+        f"FROM read_parquet([{listing}], hive_partitioning = true, hive_types = {{'submission_date': DATE}}) GROUP BY 1"
+    ).fetchall()
+    assert got == [(date(2016, 3, 5), len(reference), sum(s["ping_count"] for s in reference.values()),
+                    pytest.approx(sum(s["usage_hours"] for s in reference.values())))]
+
+
+def _read_split(split) -> list[bytes]:
+    return list(read_lines(split))
+
+
+def test_s3_ranges_read_in_fresh_worker_processes(s3, tmp_path):
+    """Splits of one object read in spawned processes (as Spark's workers would): each line once."""
+    lines = [json.dumps({"n": i, "pad": "x" * (i % 97)}).encode() for i in range(4000)]
+    write_day(tmp_path / "in", DAY, lines, "big.ndjson")
+    write_day(tmp_path / "in", DAY, lines[:500], "small.ndjson.zst", compression="zstd")
+    s3.upload(tmp_path / "in", "in")
+    files = list_input(s3.url("in"), date(2016, 3, 5))
+    assert [(location.name(f.path), f.compression) for f in files] == [("big.ndjson", "none"), ("small.ndjson.zst", "zstd")]
+    assert all(f.path.startswith("s3://") for f in files)
+    splits = plan_splits(files, 20000)
+    assert len(splits) > 10
+    with mp.get_context("spawn").Pool(2) as pool:
+        got = pool.map(_read_split, splits)
+    assert [line for part in got[:-1] for line in part] == lines
+    assert got[-1] == lines[:500]
+    # An object replaced after it was listed is not read as a mix of two versions.
+    s3.fs.pipe_file(files[0].path, b"\n".join(reversed(lines)) + b"\n")
+    with pytest.raises(location.StorageError, match="changed while it was being read"):
+        list(read_lines(splits[3]))
+
+
+# -- publish protocol -------------------------------------------------------------------
+
+
+def test_killed_upload_leaves_previous_version_and_next_run_cleans(s3, tmp_path):
+    write_day(tmp_path / "in", DAY, pings(200))
+    s3.upload(tmp_path / "in", "in")
+    out = s3.url("out")
+    assert run("run", "--input", s3.url("in"), "--output", out, *DATES, "--workers", "1").exit_code == 0
+    old_rows, old_report = s3_rows(out), storage.read_report(out, date(2016, 3, 5))
+    [old_file] = storage.published_partitions(out)[DAY]
+
+    write_day(tmp_path / "in2", DAY, pings(500, channel="beta"))
+    s3.upload(tmp_path / "in2", "in")  # replaces the day's input object
+    env = {**os.environ, storage.PAUSE_ENV: "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "crash_aggregates.cli", "run", "--input", s3.url("in"),
+                             "--output", out, *DATES, "--workers", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    report_url = s3.url("out", f"submission_date={DAY}", "_report.json")
+    deadline = time.monotonic() + 60
+    try:
+        # The new data file and _report.json are uploaded; the run now waits before _SUCCESS.
+        while json.loads(s3.fs.cat_file(report_url))["main_pings_processed"] == old_report["main_pings_processed"]:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never reached its upload"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    partition = s3.keys(f"out/submission_date={DAY}")
+    assert len([k for k in partition if location.name(k).startswith("part-")]) == 2  # the killed run's file is there
+    # ... but readers still get the previous version, data and report alike.
+    assert storage.published_partitions(out) == {DAY: [old_file]}
+    assert s3_rows(out) == old_rows
+    assert storage.read_report(out, date(2016, 3, 5)) == old_report
+
+    result = run("run", "--input", s3.url("in"), "--output", out, *DATES, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    [new_file] = storage.published_partitions(out)[DAY]
+    assert new_file != old_file
+    assert [k for k in s3.keys(f"out/submission_date={DAY}") if location.name(k).startswith("part-")] == [new_file.split("/", 3)[3]]
+    rows = s3_rows(out)
+    assert {dict(d)["channel"] for _, d in rows} == {"beta"}
+    assert storage.read_report(out, date(2016, 3, 5))["main_pings_processed"] == sum(s["ping_count"] for s in rows.values())
+
+
+def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch):
+    write_day(tmp_path / "in", DAY, pings(50))
+    write_day(tmp_path / "in", "2016-03-06", [])
+    s3.upload(tmp_path / "in", "in")
+    out = s3.url("out")
+    assert run("run", "--input", s3.url("in"), "--output", out, *DATES, "--workers", "1").exit_code == 0
+    [named] = storage.published_partitions(out)[DAY]
+    body = s3.fs.cat_file(named)
+    dead = s3.url("out", f"submission_date={DAY}", "part-20160101T000000000000Z-dead000-00000.parquet")
+    orphan = s3.url("out", "submission_date=2016-03-01", "part-20160101T000000000000Z-dead000-00000.parquet")
+    for url in (dead, orphan):
+        s3.fs.pipe_file(url, body)
+    assert storage.published_partitions(out) == {DAY: [named]}  # readers ignore both
+
+    other = ("--min-submission-date", "2016-03-06", "--max-submission-date", "2016-03-06", "--workers", "1")
+    result = run("run", "--input", s3.url("in"), "--output", out, *other)
+    assert result.exit_code == 0, result.output
+    assert s3.fs.exists(dead) and s3.fs.exists(orphan)  # too recent: may belong to a run still uploading
+    monkeypatch.setattr(storage, "LEFTOVER_AGE", timedelta(0))
+    result = run("run", "--input", s3.url("in"), "--output", out, *other)
+    assert result.exit_code == 0, result.output
+    assert "left behind by an interrupted run" in result.output
+    assert not s3.fs.exists(dead) and not s3.fs.exists(orphan)
+    assert storage.published_partitions(out) == {DAY: [named], "2016-03-06": storage.published_partitions(out)["2016-03-06"]}
+    assert s3.fs.exists(named)
+
+
+def test_published_partitions_on_s3(s3):
+    root = s3.url("agg")
+    assert storage.published_partitions(root) == {}
+    s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-01", "part-0.parquet"), b"x")  # no _SUCCESS: unpublished
+    s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-02", "part-1.parquet"), b"x")
+    s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-02", "part-0.parquet"), b"x")
+    s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-02", "_SUCCESS"), b"")  # Hadoop: every part file
+    s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-03", "part-9.parquet"), b"x")
+    s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-03", "_SUCCESS"), json.dumps({"files": ["part-9.parquet", "../x"]}).encode())
+    s3.fs.pipe_file(s3.url("agg", "not-a-partition", "_SUCCESS"), b"")
+    assert storage.published_partitions(root + "/") == {
+        "2016-03-02": [s3.url("agg", "submission_date=2016-03-02", n) for n in ("part-0.parquet", "part-1.parquet")],
+        "2016-03-03": [s3.url("agg", "submission_date=2016-03-03", "part-9.parquet")],
+    }
+    assert storage.success_files(s3.url("agg", "submission_date=2016-03-01")) is None
+    assert storage.success_files(s3.url("agg", "submission_date=2016-03-03")) == [s3.url("agg", "submission_date=2016-03-03", "part-9.parquet")]
+    with pytest.raises(location.StorageError, match="bucket no-such-bucket-here does not exist"):
+        storage.published_partitions("s3://no-such-bucket-here/agg")
+
+
+def test_open_output_appears_only_when_complete(s3, tmp_path):
+    for target in (s3.url("gen", "submission_date=2016-03-05", "p.ndjson.gz"), str(tmp_path / "gen" / "p.ndjson.gz")):
+        exists = s3.fs.exists if location.is_s3(target) else os.path.exists
+        location.makedirs(target.rsplit("/", 1)[0])
+        with pytest.raises(RuntimeError):
+            with location.open_output(target) as f:
+                f.write(b"partial")
+                raise RuntimeError("generator failed")
+        assert not exists(target)
+        with location.open_output(target) as f:
+            f.write(b"complete")
+            assert not exists(target)
+        assert exists(target)
+    assert s3.fs.cat_file(s3.url("gen", "submission_date=2016-03-05", "p.ndjson.gz")) == b"complete"
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["p.ndjson.gz"]
+    # A large file goes up in parts; a failure aborts the multipart upload.
+    big = s3.url("gen", "big.bin")
+    with pytest.raises(RuntimeError):
+        with location.open_output(big) as f:
+            f.write(os.urandom(location.S3_BLOCK + 1000))
+            assert s3.fs.call_s3("list_multipart_uploads", Bucket=s3.bucket).get("Uploads")
+            raise RuntimeError("generator failed")
+    assert not s3.fs.exists(big)
+    assert not s3.fs.call_s3("list_multipart_uploads", Bucket=s3.bucket).get("Uploads")
+    data = os.urandom(location.S3_BLOCK + 1000)
+    with location.open_output(big) as f:
+        f.write(data)
+    assert s3.fs.cat_file(big) == data
+
+
+# -- configuration -------------------------------------------------------------------
+
+
+def test_config_data_defaults_and_endpoint_key(s3, tmp_path, monkeypatch):
+    write_day(tmp_path / "in", DAY, pings(100))
+    s3.upload(tmp_path / "in", "in")
+    config = tmp_path / "job.toml"
+    config.write_text(f'[data]\ninput = "{s3.url("in")}"\noutput = "{s3.url("out")}"\n\n[s3]\nendpoint_url = "{s3.endpoint}"\n')
+    # The config's endpoint wins over AWS_ENDPOINT_URL (here a closed port).
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    result = run("run", "--config", config, *DATES, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert sum(s["ping_count"] for s in s3_rows(s3.url("out")).values()) == sum(1 for i in range(100) if i % 9)
+
+
+def test_local_runs_never_import_the_s3_layer(tmp_path):
+    write_day(tmp_path / "in", DAY, pings(20))
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from crash_aggregates.cli import cli\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli, ['run', '--help']).exit_code == 0\n"
+        f"r = CliRunner().invoke(cli, ['run', '--input', {str(tmp_path / 'in')!r}, '--output', {str(tmp_path / 'out')!r},"
+        f" '--min-submission-date', '{DAY}', '--max-submission-date', '{DAY}', '--workers', '1'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in ('s3fs', 'fsspec', 'botocore', 'aiobotocore', 'boto3') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_unusable_locations_are_usage_errors(tmp_path, monkeypatch):
+    result = run("run", "--input", "gs://bucket/in", "--output", tmp_path / "out", *DATES)
+    assert result.exit_code == 2 and "unsupported location gs://bucket/in" in result.output
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if the s3 extra were not installed
+    result = run("run", "--input", tmp_path, "--output", "s3://bucket/out", *DATES)
+    assert result.exit_code == 2 and "pip install 'crash-aggregates[s3]'" in result.output
+
+
+def documented_policy(bucket: str) -> dict:
+    """The minimal IAM policy of docs/s3.md, for one bucket."""
+    text = (REPO / "docs" / "s3.md").read_text()
+    block = text.split("## Permissions", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block.replace("INPUT_BUCKET", bucket).replace("OUTPUT_BUCKET", bucket))
+
+
+def test_documented_minimal_policy_is_enough(s3, tmp_path, monkeypatch):
+    import boto3
+
+    policy = documented_policy(s3.bucket)
+    for statement in policy["Statement"]:
+        # moto evaluates actions and resources, not the s3:prefix condition
+        # (it would deny every request that has one), so it is left out here.
+        statement.pop("Condition", None)
+    iam = boto3.client("iam", endpoint_url=s3.endpoint, region_name=REGION)
+    keys = make_user(iam, f"job-{s3.bucket}", policy)
+    write_day(tmp_path / "in", DAY, pings(100))
+    s3.upload(tmp_path / "in", "pings")
+    s3.fs.pipe_file(s3.url("private", "x"), b"secret")
+    use_keys(monkeypatch, keys)
+    for _ in range(2):  # the second run replaces the partition: deletes the old version
+        result = run("run", "--input", s3.url("pings"), "--output", s3.url("aggregates"), *DATES, "--workers", "1")
+        assert result.exit_code == 0, result.output
+        assert "warning" not in result.output
+    assert len(s3.keys("aggregates")) == 3
+    assert sum(s["ping_count"] for s in s3_rows(s3.url("aggregates")).values()) == sum(1 for i in range(100) if i % 9)
+    # ... and no more than that.
+    with pytest.raises(location.StorageError, match="access denied"):
+        storage.read_report(s3.url("private"), date(2016, 3, 5))
+    with pytest.raises(PermissionError):
+        s3.fs.pipe_file(s3.url("pings", "new.ndjson"), b"{}")
+
+    # Without s3:DeleteObject the job publishes all the same, and says what it left.
+    [statement] = [st for st in policy["Statement"] if st["Sid"] == "PublishAggregates"]
+    statement["Action"].remove("s3:DeleteObject")
+    use_keys(monkeypatch, make_user(iam, f"nodelete-{s3.bucket}", policy))  # iam still signs as the writer
+    [old] = storage.published_partitions(s3.url("aggregates"))[DAY]
+    result = run("run", "--input", s3.url("pings"), "--output", s3.url("aggregates"), *DATES, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert "warning: 2016-03-05: could not delete 1 old file(s)" in result.output and "AccessDenied" in result.output
+    [new] = storage.published_partitions(s3.url("aggregates"))[DAY]
+    assert new != old and s3.fs.exists(old)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+ERROR_CASES = {
+    "wrong access key": ("in", "out", {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"}, "the credentials were refused (InvalidAccessKeyId"),
+    "wrong secret key": ("in", "out", {"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "the credentials were refused (SignatureDoesNotMatch"),
+    "no credentials": ("in", "out", {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, "no AWS credentials found"),
+    "missing input bucket": ("s3://no-such-bucket-in/pings", "out", {}, "the bucket no-such-bucket-in does not exist"),
+    "missing output bucket": ("in", "s3://no-such-bucket-out/agg", {}, "the bucket no-such-bucket-out does not exist"),
+    "unreachable endpoint": ("in", "out", {"AWS_ENDPOINT_URL": "closed"}, "cannot reach the S3 endpoint http://127.0.0.1:"),
+    "permission denied on write": ("in", "out", {"reader": True}, "access denied (AccessDenied on PutObject)"),
+}
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_storage_errors_one_clear_message(s3, tmp_path, case):
+    write_day(tmp_path / "in", DAY, pings(60))
+    write_day(tmp_path / "in", "2016-03-06", pings(60))
+    s3.upload(tmp_path / "in", "in")
+    assert run("run", "--input", s3.url("in"), "--output", s3.url("out"), *DATES, "--workers", "1").exit_code == 0
+    before = {k: s3.fs.cat_file(f"{s3.bucket}/{k}") for k in s3.keys("out")}
+    [published] = storage.published_partitions(s3.url("out"))[DAY]
+
+    input_url, output_url, changes, message = ERROR_CASES[case]
+    input_url = input_url if input_url.startswith("s3://") else s3.url(input_url)
+    output_url = output_url if output_url.startswith("s3://") else s3.url(output_url)
+    env = dict(os.environ, AWS_MAX_ATTEMPTS="2")
+    for name, value in changes.items():
+        if name == "reader":
+            env.update(AWS_ACCESS_KEY_ID=s3.server.reader.access_key, AWS_SECRET_ACCESS_KEY=s3.server.reader.secret_key)
+        elif value is None:
+            env.pop(name)
+        else:
+            env[name] = f"http://127.0.0.1:{free_port()}" if value == "closed" else value
+    started = time.monotonic()
+    result = run_process("run", "--input", input_url, "--output", output_url, "--min-submission-date", DAY,
+                         "--max-submission-date", "2016-03-06", "--workers", "1", env=env, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    named = [line for line in result.stderr.splitlines() if "s3://" in line and message in line]
+    assert len(named) == 1, result.stderr  # one message, naming the URL...
+    assert (input_url in named[0]) or (output_url in named[0])
+    assert "2016-03-06: " not in result.stderr  # ...and the run stops there
+    assert time.monotonic() - started < 60
+    # Nothing half-published: the bucket's output is byte for byte what it was.
+    assert {k: s3.fs.cat_file(f"{s3.bucket}/{k}") for k in s3.keys("out")} == before
+    assert storage.published_partitions(s3.url("out")) == {DAY: [published]}
+
+
+def test_transient_errors_are_retried_and_reads_are_ranged(s3, tmp_path, monkeypatch):
+    lines = pings(3000)
+    write_day(tmp_path / "in", DAY, lines[:2500], "big.ndjson")
+    write_day(tmp_path / "in", DAY, lines[2500:], "small.ndjson.gz", compression="gzip")
+    s3.upload(tmp_path / "in", "in")
+    assert run("run", "--input", s3.url("in"), "--output", tmp_path / "ref", *DATES, "--workers", "1").exit_code == 0
+    reference = read_partition(tmp_path / "ref", DAY)
+    size = (tmp_path / "in" / f"submission_date={DAY}" / "big.ndjson").stat().st_size
+    # Small reads and blocks, so that this 1 MB object takes many ranged GETs.
+    block, read = 128 << 10, 32 << 10
+    monkeypatch.setattr(location, "S3_BLOCK", block)
+    monkeypatch.setattr("crash_aggregates.sources.BLOCK", read)
+
+    with FaultProxy(s3.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
+        proxy.fail_first_of_each = True  # a 503 SlowDown or a 500 for every third request's first attempt
+        result = run("run", "--input", s3.url("in"), "--output", s3.url("out"), *DATES, "--workers", "1")
+        assert result.exit_code == 0, result.output
+        assert proxy.failures >= 5, proxy.failures
+        # Input sizes and ETags come from the listing: no HEAD request per object or split.
+        assert not [p for m, p, *_ in proxy.log if m == "HEAD" and "/in/" in p]
+        assert s3_rows(s3.url("out")) == reference
+        # The big object was read in ranges of about the block size, never whole.
+        gets = [(r, status) for method, path, r, status in proxy.log if method == "GET" and path.endswith("/big.ndjson")]
+        assert len(gets) >= size // (block + read) >= 5
+        for byte_range, status in gets:
+            assert byte_range and status == 206, gets
+            lo, hi = map(int, byte_range.removeprefix("bytes=").split("-"))
+            assert hi - lo < block + read + 4  # readahead: the read asked for, plus one block
+
+        # A store that keeps failing: the run gives up with one message.
+        proxy.fail_first_of_each, proxy.always = False, 503
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # s3fs still retries a SlowDown 3 times: quick
+        result = run("run", "--input", s3.url("in"), "--output", s3.url("out"), *DATES, "--workers", "1")
+        assert result.exit_code == 1
+        assert f"cannot list {s3.url('out')}: the store kept failing (SlowDown" in result.output
