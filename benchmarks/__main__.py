@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import measure, report
+from . import machine, measure, report
 from .baselines import CORES
 from .corpora import CORPORA, Corpus, ensure, warm
 
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"(median of {STARTUP_RUNS})")
 
     runs_dir = args.corpus_dir / "_runs"
+    cpu_before = machine.cpu_snapshot()
     for spec in specs:
         corpus = ensure(spec, args.corpus_dir, args.quick, log=console.print)
         kinds = [k for k in spec.measurements if wanted(k) and (k in ENGINE_KINDS or k not in ("engine-1", "engine-N"))]
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(runs_dir, ignore_errors=True)
 
     results["load_after"] = list(os.getloadavg())
+    results["other_processes_cores"] = machine.others_cores(cpu_before, machine.cpu_snapshot())
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     summary = report.summarise(results)
     report.render(console, results, summary)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -54,3 +56,17 @@ def info(cores: int) -> dict:
         "commit": _run(["git", "rev-parse", "HEAD"]),
         "dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no"])),
     }
+
+
+def cpu_snapshot() -> dict:
+    """Busy CPU seconds of the whole machine and of this process with everything it reaped."""
+    t = psutil.cpu_times()
+    ours = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+    return {"wall": time.monotonic(), "busy": sum(t) - t.idle - getattr(t, "iowait", 0.0), "ours": ours}
+
+
+def others_cores(before: dict, after: dict) -> float:
+    """How many cores, on average, processes other than the benchmark's kept busy in between."""
+    others = (after["busy"] - before["busy"]) - (after["ours"] - before["ours"])
+    return max(others, 0.0) / max(after["wall"] - before["wall"], 1e-9)

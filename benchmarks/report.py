@@ -18,6 +18,7 @@ MB = 1e6  # every MB here is 10^6 bytes
 RSS_LIMIT_MB = 400
 STARTUP_LIMIT = 0.3
 LOAD_WARNING = 1.5
+QUIET_CORES = 0.1  # CPU used by other processes during the run, in cores, above which figures are suspect
 
 LEGEND = """\
 MB/s    = uncompressed JSON bytes of the corpus / 10^6 / wall seconds, in EVERY column, gzip rows
@@ -29,8 +30,9 @@ duckdb  = read_json with explicit nested STRUCT columns, same filters, grouping 
           written; parse = pysimdjson parsing every line of the plain files; inflate = isal inflating
           the gzip files to nowhere. These three use one process per core (DuckDB: threads = cores),
           and their time is the work alone (interpreter start and imports excluded).
-peak RSS = the largest single process of the command (getrusage of the reaped tree); ratios a/b,
-          a/c, a/d, a/e = engine (all cores) MB/s over duckdb, parse, inflate, spark MB/s.
+peak RSS = the largest single process of the command (getrusage of its reaped tree, or a 50 ms
+          sample if larger), max over runs; ratios a/b, a/c, a/d, a/e = engine (all cores) MB/s over
+          duckdb, parse, inflate, spark MB/s (on one corpus, the same as the ratios of pings/s).
 agreement: DuckDB's JSON reader accepts NaN tokens, which SPEC 2 (strict RFC 8259) ignores as
           malformed_json: DuckDB then counts a few more pings than the engine (~0.05% of lines)."""
 
@@ -199,8 +201,12 @@ def render(con: Console, results: dict, summary: dict) -> None:
         style = {"PASS": "green", "FAIL": "bold red"}.get(t["status"], "dim")
         verdict.add_row(t["target"], value, f"[{style}]{t['status']}[/]")
     con.print(verdict)
-    load = results["load_after"]
-    con.print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    load, others = results["load_after"], results["other_processes_cores"]
+    con.print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; other processes kept "
+              f"{others:.2f} of {cores} cores busy on average during the measurements")
+    if others > QUIET_CORES:
+        con.print(f"[bold yellow]not a verdict: the machine was not quiet (other work above {QUIET_CORES} "
+                  "core): run again when it is[/]")
     con.print(LEGEND, markup=False)
 
 
