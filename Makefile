@@ -23,8 +23,10 @@ demo: install
 	$(BIN)/crash-aggregates run --input $(DEMO)/pings --output $(DEMO)/aggregates --min-submission-date 2016-03-09 --max-submission-date 2016-03-15
 	$(BIN)/crash-aggregates sql --data $(DEMO)/aggregates --file examples/crash_rates_by_channel.sql
 
+# BENCH_ARGS: e.g. --quick (a smoke run on small corpora), --runs 5, --only realistic,duckdb
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist src/*.egg-info
