@@ -304,7 +304,7 @@ def explain(exc: BaseException, url: str = "") -> str:
         )
     if code in DENIED_CODES or (code is None and isinstance(exc, PermissionError)):
         detail = code if code and code != "403" else "HTTP 403"
-        return f"access denied ({detail}{on}): the credentials in use lack the permission (see docs/s3.md for the policy), or are invalid"
+        return f"access denied ({detail}{on}): the credentials in use lack the permission (see the README, section Permissions, for the policy), or are invalid"
     if code == "PreconditionFailed" or type(exc).__name__ == "FileExpired":
         return "the object changed while it was being read (its ETag no longer matches): run again"
     if code in ("NoSuchBucket",):
