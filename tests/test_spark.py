@@ -361,32 +361,11 @@ def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
 
 # -- Spark SQL reads the output --------------------------------------------------------------
 
-#: What ``crash-aggregates ddl --dialect spark --location DIR`` must print until branch ``sql``
-#: provides the command: statements ending with ";", runnable one by one in a Spark session with
-#: the in-memory or the Hive catalog (``USING PARQUET`` works in both; ``STORED AS`` needs Hive).
-SPARK_DDL = """\
-CREATE TABLE IF NOT EXISTS crash_aggregates (
-  activity_date STRING,
-  dimensions MAP<STRING, STRING>,
-  stats MAP<STRING, DOUBLE>,
-  submission_date DATE
-)
-USING PARQUET
-PARTITIONED BY (submission_date)
-LOCATION '{location}';
-MSCK REPAIR TABLE crash_aggregates;
-"""
-
-
-def spark_ddl(location: Path) -> tuple[str, str]:
-    """The DDL text and where it came from: the ddl command once it exists, else the spec above."""
-    from crash_aggregates.cli import cli
-
-    if "ddl" in cli.commands:
-        result = run("ddl", "--dialect", "spark", "--location", location)
-        assert result.exit_code == 0, result.output
-        return result.stdout, "crash-aggregates ddl"
-    return SPARK_DDL.format(location=str(location).replace("\\", "\\\\").replace("'", "\\'")), "spec in test_spark.py"
+def spark_ddl(location: Path) -> str:
+    """What ``crash-aggregates ddl --dialect spark`` prints: the statements to run as they are."""
+    result = run("ddl", "--dialect", "spark", "--location", location)
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 def statements(text: str) -> list[str]:
@@ -400,12 +379,12 @@ def first_readme_query() -> str:
 
 
 def test_spark_sql_reads_the_output(spark, spark_out):
-    text, source = spark_ddl(spark_out.resolve())
+    text = spark_ddl(spark_out.resolve())
     spark.sql("DROP TABLE IF EXISTS crash_aggregates")
     for statement in statements(text):
         spark.sql(statement)
     partitions = [r[0] for r in spark.sql("SHOW PARTITIONS crash_aggregates").collect()]
-    assert sorted(partitions) == [f"submission_date={d}" for d in DAYS], source
+    assert sorted(partitions) == [f"submission_date={d}" for d in DAYS]
 
     rows = [row for day in DAYS for row in _rows(spark_out, day)]
     got = spark.sql(first_readme_query()).collect()
@@ -427,6 +406,15 @@ def test_spark_sql_reads_the_output(spark, spark_out):
             rate = 1000 * expected[f"{stat}_crashes"] / expected["usage_hours"]
             assert math.isclose(r[f"{stat}_crash_rate"], rate, rel_tol=1e-9), (r, stat)
     assert None in sums and "" in sums  # absent channel (NULL) and empty channel are two groups
+
+    # ... and the same numbers as `crash-aggregates sql` gives for the same query.
+    from crash_aggregates import query
+
+    ours = {r["channel"]: r for r in query(first_readme_query(), str(spark_out)).to_pylist()}
+    assert ours.keys() == {r["channel"] for r in got}
+    for r in got:
+        for column in ("usage_hours", "main_crash_rate", "content_crash_rate", "plugin_crash_rate", "gmplugin_crash_rate"):
+            assert math.isclose(r[column], ours[r["channel"]][column], rel_tol=1e-9), (r, column)
 
     # The partition column and the README's filter on it.
     day = DAYS[1]
