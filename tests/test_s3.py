@@ -202,6 +202,17 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert got == [(date(2016, 3, 5), len(reference), sum(s["ping_count"] for s in reference.values()),
                     pytest.approx(sum(s["usage_hours"] for s in reference.values())))]
 
+    # The sql command over s3:// gives what it gives over the local copy.
+    query = ("SELECT dimensions['channel'] AS channel, count(*) AS n, sum(stats['usage_hours']) AS hours "
+             "FROM crash_aggregates GROUP BY 1 ORDER BY 1")
+    over_s3 = run("sql", "--data", root, "--format", "csv", query)
+    assert over_s3.exit_code == 0, over_s3.output
+    assert over_s3.stdout == run("sql", "--data", tmp_path / "out", "--format", "csv", query).stdout
+    assert over_s3.stdout.count("\n") > 1
+    missing = run_process("sql", "--data", "s3://no-such-bucket-here/x", "SELECT 1 FROM crash_aggregates")
+    assert missing.returncode == 1 and "s3://no-such-bucket-here" in missing.stderr
+    assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
 
 def _read_split(split) -> list[bytes]:
     return list(read_lines(split))

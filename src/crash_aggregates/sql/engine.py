@@ -54,8 +54,20 @@ def schema_file() -> Path:
 
 def data_files(path) -> list[str]:
     """Absolute paths of the files of every published partition under ``path``."""
+    from .. import location
     from ..storage import published_partitions
 
+    if location.is_s3(path):
+        # The URLs are kept as they are: DuckDB reads them through the
+        # project's own S3 filesystem (storage.register_duckdb).
+        try:
+            partitions = published_partitions(path)
+        except location.StorageError as e:
+            raise QueryError(str(e), EXIT_FAILED) from None
+        files = [f for names in partitions.values() for f in names]
+        if bad := next((f for f in files if _GLOB_CHARS & set(f)), None):
+            raise QueryError(f"cannot read {bad}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern")
+        return files
     root = Path(path)
     if not root.is_dir():
         raise QueryError(f"no dataset at {path}: not a folder (pass --data PATH or set [data] output in the config)")
@@ -97,12 +109,15 @@ def open_connection(path, *, fenced: bool = True):
     """A DuckDB connection with the ``crash_aggregates`` view of the dataset at ``path``."""
     import duckdb
 
+    from ..storage import register_duckdb
+
     files = data_files(path)
     schema = str(schema_file())
     conn = duckdb.connect(":memory:")
     try:
         conn.execute("SET enable_progress_bar = false")
         conn.execute("SET TimeZone = 'UTC'")
+        register_duckdb(conn, path)
         conn.execute(view_sql([schema, *files]))
         if fenced:
             allowed = ", ".join(_literal(f) for f in [schema, *files])
