@@ -214,6 +214,25 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
 
 
+def test_generate_to_s3_then_run_equals_local(s3, tmp_path):
+    dates = ("--min-submission-date", DAY, "--max-submission-date", DAY)
+    args = ("--pings-per-day", "400", "--seed", "3")
+    assert run("generate", "--output", tmp_path / "pings", *dates, *args).exit_code == 0
+    assert run("generate", "--output", s3.url("gen"), *dates, *args).exit_code == 0
+    local = sorted(p.name for p in (tmp_path / "pings" / f"submission_date={DAY}").iterdir())
+    assert s3.keys("gen") == [f"gen/submission_date={DAY}/{n}" for n in local]
+    for name in local:  # the very same bytes
+        assert s3.fs.cat_file(s3.url("gen", f"submission_date={DAY}", name)) == (
+            tmp_path / "pings" / f"submission_date={DAY}" / name).read_bytes()
+    result = run("run", "--input", s3.url("gen"), "--output", s3.url("agg"), *dates)
+    assert result.exit_code == 0, result.output
+    assert run("run", "--input", tmp_path / "pings", "--output", tmp_path / "agg", *dates).exit_code == 0
+    assert s3_rows(s3.url("agg")) == read_partition(tmp_path / "agg", DAY)
+    missing = run_process("generate", "--output", "s3://no-such-bucket-here/x", *dates, *args)
+    assert missing.returncode == 1 and "s3://no-such-bucket-here" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def _read_split(split) -> list[bytes]:
     return list(read_lines(split))
 

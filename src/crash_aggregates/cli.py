@@ -264,8 +264,15 @@ def generate(output_path, min_submission_date, max_submission_date, pings_per_da
     from .synth import generate as generate_pings
 
     dates = date_range(min_submission_date, max_submission_date)
+    output_path = check_location("--output", output_path)
     started = time.monotonic()
-    summary = generate_pings(output_path, dates, pings_per_day, seed=seed, profile=profile, compression=compression)
+    from .location import StorageError
+
+    try:
+        summary = generate_pings(output_path, dates, pings_per_day, seed=seed, profile=profile, compression=compression)
+    except StorageError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
     click.echo(
         f"generated {summary.pings:,} pings ({sum(summary.bad.values()):,} deliberately bad) in "
         f"{summary.files} files, {summary.bytes / 1e6:,.1f} MB on disk "

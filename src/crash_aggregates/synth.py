@@ -36,9 +36,11 @@ them per reason. A few blank lines come on top of ``pings_per_day``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
+import os
 import random
 import zlib
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ import msgspec
 import zstandard
 from isal import igzip
 
+from . import location
 from .pings import REASONS
 
 Raw = msgspec.Raw
@@ -480,15 +483,41 @@ def _spoil(doc: dict, reason: str, variant: str, day: date, client: _Client) -> 
 # -- files -----------------------------------------------------------------------
 
 
-def _open(path: Path, compression: str):
-    if compression == "gzip":  # isal at level 1 is several times faster than zlib
-        return igzip.IGzipFile(path, "wb", compresslevel=1, mtime=0)
-    if compression == "zstd":
-        return zstandard.ZstdCompressor(level=1).stream_writer(open(path, "wb"))
-    return open(path, "wb")
+@contextlib.contextmanager
+def _open(path: str, compression: str):
+    """A compressed file at a local path or s3:// URL, there only if the block succeeds."""
+    with location.open_output(path) as raw:
+        if compression == "gzip":  # isal at level 1 is several times faster than zlib
+            # filename="": the header names no (temporary) file, so the bytes are reproducible.
+            with igzip.IGzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw, mtime=0) as out:
+                yield out
+        elif compression == "zstd":
+            with zstandard.ZstdCompressor(level=1).stream_writer(raw, closefd=False) as out:
+                yield out
+        else:
+            yield raw
 
 
-def _write_day(folder: Path, day: date, n: int, files: int, seed: int, pool: _Pool | None,
+def _size(path: str) -> int:
+    if location.is_s3(path):
+        with location.s3_errors(path, "read"):
+            return location.s3_filesystem().size(path)
+    return os.path.getsize(path)
+
+
+def _remove_old_pings(folder: str) -> None:
+    """A rerun with fewer files or another compression leaves nothing stale behind."""
+    if location.is_s3(folder):
+        fs = location.s3_filesystem()
+        with location.s3_errors(folder, "write"):
+            for old in fs.glob(folder.removeprefix("s3://") + "/pings-*.ndjson*"):
+                fs.rm(old)
+    else:
+        for old in Path(folder).glob("pings-*.ndjson*"):
+            old.unlink()
+
+
+def _write_day(folder: str, day: date, n: int, files: int, seed: int, pool: _Pool | None,
                regression_id: str, compression: str) -> Summary:
     rng = random.Random(f"{seed}/{day.isoformat()}")
     summary = Summary(pings=n, files=files, regression_build_id=regression_id)
@@ -498,7 +527,7 @@ def _write_day(folder: Path, day: date, n: int, files: int, seed: int, pool: _Po
     bad = {pos: j for j, pos in enumerate(sorted(rng.sample(range(n), n_bad)))}
     compact = f"{day:%Y%m%d}"
     for f in range(files):
-        path = folder / f"pings-{f:05d}{EXTENSIONS[compression]}"
+        path = location.join(folder, f"pings-{f:05d}{EXTENSIONS[compression]}")
         with _open(path, compression) as out:
             buffer, size = [], 0
             for i in range(f * n // files, (f + 1) * n // files):
@@ -543,7 +572,7 @@ def _write_day(folder: Path, day: date, n: int, files: int, seed: int, pool: _Po
                     out.write(b"".join(buffer))
                     summary.uncompressed_bytes += size
                     buffer, size = [], 0
-        summary.bytes += path.stat().st_size
+        summary.bytes += _size(path)
     return summary
 
 
@@ -569,10 +598,9 @@ def generate(output: str, dates: list[date], pings_per_day: int, seed: int = 0, 
         files_per_day = min(files_per_day, max(1, pings_per_day))  # no empty files
     total = Summary(regression_build_id=regression_id)
     for day in sorted(set(dates)):
-        folder = Path(output) / f"submission_date={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("pings-*.ndjson*"):
-            old.unlink()
+        folder = location.join(output, f"submission_date={day.isoformat()}")
+        location.makedirs(folder)
+        _remove_old_pings(folder)
         summary = _write_day(folder, day, pings_per_day, files_per_day, seed, pool, regression_id, compression)
         total.add(summary)
         total.by_day[day] = summary

@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..aggregate import DayAggregate
 from ..config import Config
+from ..location import is_s3
 from ..pings import PingRules
 from ..sources import CorruptInput, Split, read_lines
 
@@ -82,7 +83,11 @@ def aggregate_day(
             total.merge(aggregate_split(rules, split, allow_corrupt, progress))
         return total
 
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # Forking a parent whose S3 layer already runs an I/O thread (s3fs's event
+    # loop) can kill the child; S3 splits get freshly spawned workers.
+    remote = any(is_s3(split.file.path) for split in splits)
+    fork = "fork" in mp.get_all_start_methods() and not remote
+    ctx = mp.get_context("fork" if fork else "spawn")
     progress_queue = ctx.Queue()
     done: dict[int, DayAggregate] = {}
     next_index = 0
