@@ -552,3 +552,30 @@ def test_transient_errors_are_retried_and_reads_are_ranged(s3, tmp_path, monkeyp
         result = run("run", "--input", s3.url("in"), "--output", s3.url("out"), *DATES, "--workers", "1")
         assert result.exit_code == 1
         assert f"cannot list {s3.url('out')}: the store kept failing (SlowDown" in result.output
+
+
+def test_spark_engine_reads_s3_input(s3, tmp_path):
+    """The Spark engine reads s3:// through the project's readers: same partition as the embedded one."""
+    from crash_aggregates.engines.spark import java_problem
+
+    problem = java_problem()
+    if problem:
+        if os.environ.get("CRASH_AGGREGATES_REQUIRE_SPARK") == "1":
+            pytest.fail(f"CRASH_AGGREGATES_REQUIRE_SPARK=1 but Spark cannot run: {problem}")
+        pytest.skip(f"no usable Java: {problem}")
+    write_inputs(tmp_path / "in")
+    s3.upload(tmp_path / "in", "pings")
+    assert run("run", "--input", tmp_path / "in", "--output", tmp_path / "embedded", *DATES).exit_code == 0
+    # A real process, so that the JVM and its Python workers inherit the test's AWS environment.
+    done = run_process("run", "--engine", "spark", "--spark-master", "local[2]", "--input", s3.url("pings"),
+                       "--output", s3.url("spark"), *DATES, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected, got = read_partition(tmp_path / "embedded", DAY), s3_rows(s3.url("spark"))
+    assert got.keys() == expected.keys()
+    for key, stats in expected.items():
+        assert stats.keys() == got[key].keys()
+        for name, value in stats.items():
+            assert got[key][name] == pytest.approx(value, rel=1e-9, abs=1e-12)
+    report = storage.read_report(s3.url("spark"), date(2016, 3, 5))
+    assert report["engine"] == "spark"
+    assert counters(report) == counters(read_report(tmp_path / "embedded", DAY))
