@@ -177,9 +177,9 @@ def read_lines(split: Split, progress: ProgressFn | None = None) -> Iterator[byt
 def _split_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
     rest = b""
     for block in blocks:
-        if rest:
-            block = rest + block
         lines = block.split(b"\n")
+        if rest:  # join the carried partial line to its end only, not to the whole block
+            lines[0] = rest + lines[0]
         rest = lines.pop()
         yield from lines
     if rest:
@@ -237,9 +237,9 @@ def _plain_lines(split: Split, progress: ProgressFn | None) -> Iterator[bytes]:
                 if rest:
                     yield rest
                 break
-            if rest:
-                block = rest + block
             lines = block.split(b"\n")
+            if rest:  # join the carried partial line to its end only, not to the whole block
+                lines[0] = rest + lines[0]
             rest = lines.pop()
             for line in lines:
                 if pos >= end:
