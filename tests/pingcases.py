@@ -306,6 +306,13 @@ def check(line: bytes, expected, rules: PingRules) -> None:
     out = rules.evaluate(line)
     doc_type = "crash" if expected.crash else "main"
     counters = _counters(rules, line)
+    # The job hands the rules memoryviews of its read buffer, with the reader's word
+    # on whether the line is ASCII: the same outcome and counters.
+    for view, ascii in ((memoryview(line), False), (memoryview(line), line.isascii())):
+        assert rules.evaluate(view, ascii) == out
+        agg = DayAggregate()
+        agg.add_lines(rules, [view], ascii)
+        assert agg.counters() == counters
     if isinstance(expected, Ignored):
         assert (out.reason, out.is_crash) == (expected.reason, expected.crash), out
         assert out.key is None and out.values is None

@@ -9,7 +9,8 @@ from datetime import date
 import pytest
 import zstandard
 
-from crash_aggregates.sources import CorruptInput, InputFile, NoInput, list_input, plan_splits, read_lines
+from crash_aggregates import sources
+from crash_aggregates.sources import CorruptInput, InputFile, NoInput, list_input, plan_splits, read_batches, read_lines
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -25,6 +26,28 @@ def test_byte_ranges_cover_every_line_once(tmp_path, seed):
     assert splits[0].start == 0 and splits[-1].end == len(data)
     got = [line for split in splits for line in read_lines(split)]
     assert got == lines
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lines_are_cut_alike_whatever_the_block_size(tmp_path, monkeypatch, seed):
+    """Lines longer than a block, straddling blocks, blank, non-ASCII: the same lines
+    for any block size and byte range, and a batch said ASCII holds only ASCII lines."""
+    rng = random.Random(seed)
+    pieces = [b"", b" ", b"x" * 37, "\u00e9t\u00e9".encode(), b"\xff\xfe", b"{}" * 300]
+    lines = [rng.choice(pieces) + str(i).encode() * rng.choice([0, 1]) for i in range(300)]
+    data = b"\n".join(lines) + (b"\n" if seed % 2 else b"")
+    path = tmp_path / "f.ndjson"
+    path.write_bytes(data)
+    monkeypatch.setattr(sources, "BLOCK", rng.choice([1, 2, 3, 16, 100, 1000]))
+    file = InputFile(str(path), len(data), "none")
+    splits = plan_splits([file], rng.choice([1, 50, 999, 1 << 20]))
+    got = []
+    for split in splits:
+        for batch in read_batches(split):
+            got.extend(bytes(line) for line in batch.lines)
+            assert not batch.ascii or all(bytes(line).isascii() for line in batch.lines)
+    # A file that does not end in a newline has no empty last line.
+    assert got == (lines if seed % 2 or lines[-1] else lines[:-1])
 
 
 def test_progress_reports_every_byte(tmp_path):

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from operator import add
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from .pings import REASONS, PingRules
+
+if TYPE_CHECKING:
+    from .sources import LineBatch
 
 
 class DayAggregate:
@@ -22,17 +25,20 @@ class DayAggregate:
         self.ignored = Counter()  # (doc type, reason) -> pings
         self.corrupt_files: list[dict] = []
 
-    def add_lines(self, rules: PingRules, lines: Iterable[bytes]) -> None:
-        """Evaluate and sum lines; blank lines are skipped, every other one counted."""
+    def add_lines(self, rules: PingRules, lines: Iterable, ascii: bool = False) -> None:
+        """Evaluate and sum lines (bytes or memoryviews); blank lines are skipped, every other one counted.
+
+        ``ascii``: the caller knows every line is ASCII, so none needs a UTF-8 check.
+        """
         aggregates, processed, ignored = self.aggregates, self.processed, self.ignored
         evaluate = rules.evaluate
         for line in lines:
-            if not line or line.isspace():
-                continue
-            outcome = evaluate(line)
+            outcome = evaluate(line, ascii)
             doc_type = "crash" if outcome.is_crash else "main"
             if outcome.reason is not None:
-                ignored[doc_type, outcome.reason] += 1
+                # A blank line is not JSON either: it is told apart only here, off the hot path.
+                if outcome.reason != "malformed_json" or not _is_blank(line):
+                    ignored[doc_type, outcome.reason] += 1
                 continue
             processed[doc_type] += 1
             sums = aggregates.get(outcome.key)
@@ -40,6 +46,11 @@ class DayAggregate:
                 aggregates[outcome.key] = outcome.values  # a fresh list per ping
             else:
                 sums[:] = map(add, sums, outcome.values)
+
+    def add_batches(self, rules: PingRules, batches: Iterable[LineBatch]) -> None:
+        """``add_lines`` for each batch of ``sources.read_batches``."""
+        for batch in batches:
+            self.add_lines(rules, batch.lines, batch.ascii)
 
     def merge(self, other: "DayAggregate") -> "DayAggregate":
         """Add another partial into this one (in place) and return self."""
@@ -74,3 +85,12 @@ class DayAggregate:
             "ignored_by_reason": by_reason,
             "ignored_by_doc_type": by_doc_type,
         }
+
+
+def _is_blank(line) -> bool:
+    """Empty or only whitespace (space, tab, CR, LF, VT, FF).
+
+    >>> _is_blank(b""), _is_blank(memoryview(b" \\t\\r")), _is_blank(b" {}")
+    (True, True, False)
+    """
+    return not line or bytes(line).isspace()

@@ -258,11 +258,15 @@ class PingRules:
 
     # -- decoding ---------------------------------------------------------
 
-    def leaves(self, line: bytes) -> list | None:
-        """The values at the needed paths (None where missing), or None if malformed."""
-        if not line.isascii():
+    def leaves(self, line: bytes | memoryview, ascii: bool = False) -> list | None:
+        """The values at the needed paths (None where missing), or None if malformed.
+
+        ``ascii``: the caller knows the line is ASCII. Otherwise it is checked
+        here to be UTF-8, because msgspec does not look inside the text it skips.
+        """
+        if not ascii and not (type(line) is bytes and line.isascii()):
             try:
-                line.decode("utf-8")
+                str(line, "utf-8")
             except UnicodeDecodeError:
                 return None
         if self._decoder is not None:
@@ -278,7 +282,7 @@ class PingRules:
 
     def _generic_leaves(self, line: bytes) -> tuple | None:
         try:
-            doc = json.loads(line.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int)
+            doc = json.loads(str(line, "utf-8"), parse_constant=_reject_constant, parse_int=_parse_int)
         except (ValueError, RecursionError):
             return None
         if not isinstance(doc, dict):
@@ -329,9 +333,9 @@ class PingRules:
             self._conversions[types] = convert
         return convert
 
-    def evaluate(self, line: bytes) -> Outcome:
-        """Apply SPEC sections 2-5 to one non-blank line."""
-        leaves = self.leaves(line)
+    def evaluate(self, line: bytes | memoryview, ascii: bool = False) -> Outcome:
+        """Apply SPEC sections 2-5 to one line (a blank one is malformed JSON)."""
+        leaves = self.leaves(line, ascii)
         if leaves is None:
             return _MALFORMED
         r = self._rule_slots

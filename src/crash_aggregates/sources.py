@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import zstandard
 from isal import isal_zlib
@@ -165,25 +165,69 @@ def plan_splits(files: list[InputFile], split_bytes: int | None = None) -> list[
 ProgressFn = Callable[[int], None]
 
 
-def read_lines(split: Split, progress: ProgressFn | None = None) -> Iterator[bytes]:
-    """The lines of a split, without their ``\\n``; raises CorruptInput on damage."""
+class LineBatch(NamedTuple):
+    """The lines that end in one block read, without their ``\\n``.
+
+    The lines are memoryviews into the block (no copy); ``ascii`` says the
+    whole block was ASCII, so the lines need no UTF-8 check.
+    """
+
+    lines: list[memoryview]
+    ascii: bool
+
+
+def read_batches(split: Split, progress: ProgressFn | None = None) -> Iterator[LineBatch]:
+    """The lines of a split, a block at a time; raises CorruptInput on damage."""
     if split.file.compression == "none":
-        lines = _plain_lines(split, progress)
+        batches = _plain_batches(split, progress)
     else:
-        lines = _split_lines(_compressed_blocks(split.file, progress))
-    return _s3_guard(lines, split.file.path) if is_s3(split.file.path) else lines
+        batches = _line_batches(_compressed_blocks(split.file, progress))
+    return _s3_guard(batches, split.file.path) if is_s3(split.file.path) else batches
 
 
-def _split_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    rest = b""
+def read_lines(split: Split, progress: ProgressFn | None = None) -> Iterator[bytes]:
+    """The lines of a split as bytes, without their ``\\n``; raises CorruptInput on damage."""
+    for batch in read_batches(split, progress):
+        yield from map(bytes, batch.lines)
+
+
+def _line_batches(blocks: Iterator[bytes], limit: int | None = None) -> Iterator[LineBatch]:
+    """Cut blocks into lines: views into the blocks, so a 200 KB ping is never copied.
+
+    Only a line that straddles two blocks is copied (into ``carry``). With
+    ``limit``, the lines starting at or after that offset (counted from the
+    first block's first byte) are left out and reading stops there.
+    """
+    carry: bytearray | None = None  # the beginning of a line that ends in a later block
+    carry_ascii = True
+    base = 0  # offset of the current block
     for block in blocks:
-        lines = block.split(b"\n")
-        if rest:  # join the carried partial line to its end only, not to the whole block
-            lines[0] = rest + lines[0]
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest
+        view, ascii, lines, pos = memoryview(block), block.isascii(), [], 0
+        if carry is not None:
+            cut = block.find(b"\n")
+            if cut < 0:
+                carry += block
+                carry_ascii = carry_ascii and ascii
+                base += len(block)
+                continue
+            carry += view[:cut]
+            lines.append(memoryview(carry))
+            ascii = ascii and carry_ascii
+            carry, pos = None, cut + 1
+        stop = len(block) if limit is None else min(len(block), limit - base)
+        while pos < stop:
+            cut = block.find(b"\n", pos)
+            if cut < 0:
+                carry, carry_ascii = bytearray(view[pos:]), ascii
+                break
+            lines.append(view[pos:cut])
+            pos = cut + 1
+        yield LineBatch(lines, ascii)
+        base += len(block)
+        if carry is None and limit is not None and base - len(block) + pos >= limit:
+            return
+    if carry:
+        yield LineBatch([memoryview(carry)], carry_ascii)
 
 
 def _open_input(file: InputFile):
@@ -211,47 +255,37 @@ def _s3_guard(lines: Iterator[bytes], path: str) -> Iterator[bytes]:
         raise location.storage_error(path, e, "read") from None
 
 
-def _plain_lines(split: Split, progress: ProgressFn | None) -> Iterator[bytes]:
+def _plain_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineBatch]:
     start, end = split.start, split.end
     with _open_input(split.file) as f:
-        pos = start
-        if start > 0:
-            # The line that straddles `start` belongs to the previous range.
-            f.seek(start - 1)
-            skipped = 0
-            while True:
-                block = f.read(BLOCK)
-                if not block:
-                    return
-                cut = block.find(b"\n")
-                if cut >= 0:
-                    pos = start - 1 + skipped + cut + 1
-                    f.seek(pos)
-                    break
-                skipped += len(block)
+        first = _first_line_start(f, start)
+        if first is None:
+            return
+        f.seek(first)
         reported = start
-        rest = b""
-        while pos < end:
-            block = f.read(BLOCK)
-            if not block:
-                if rest:
-                    yield rest
-                break
-            lines = block.split(b"\n")
-            if rest:  # join the carried partial line to its end only, not to the whole block
-                lines[0] = rest + lines[0]
-            rest = lines.pop()
-            for line in lines:
-                if pos >= end:
-                    break
-                yield line
-                pos += len(line) + 1
-            if progress:
-                now = min(pos, end)
+        # A range owns the lines that start inside it: its last one is read to its end.
+        for batch in _line_batches(iter(lambda: f.read(BLOCK), b""), limit=end - first):
+            if progress and (now := min(f.tell(), end)) > reported:
                 progress(now - reported)
                 reported = now
+            yield batch
         if progress and end > reported:
             progress(end - reported)
+
+
+def _first_line_start(f, start: int) -> int | None:
+    """Where the first line starting at or after ``start`` begins (None: no such line)."""
+    if start == 0:
+        return 0
+    # The line that straddles `start` belongs to the previous range.
+    f.seek(start - 1)
+    skipped = 0
+    while block := f.read(BLOCK):
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return start - 1 + skipped + cut + 1
+        skipped += len(block)
+    return None
 
 
 def _compressed_blocks(file: InputFile, progress: ProgressFn | None) -> Iterator[bytes]:

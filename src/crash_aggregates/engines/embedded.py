@@ -19,7 +19,7 @@ from ..aggregate import DayAggregate
 from ..config import Config
 from ..location import is_s3
 from ..pings import PingRules
-from ..sources import CorruptInput, Split, read_lines
+from ..sources import CorruptInput, Split, read_batches
 
 #: Called with (bytes read, pings evaluated) since the previous call.
 ProgressFn = Callable[[int, int], None]
@@ -37,7 +37,7 @@ def aggregate_split(rules: PingRules, split: Split, allow_corrupt: bool, progres
         counted = pings
 
     try:
-        partial.add_lines(rules, read_lines(split, report if progress else None))
+        partial.add_batches(rules, read_batches(split, report if progress else None))
     except CorruptInput as e:
         if not allow_corrupt:
             raise
