@@ -121,11 +121,43 @@ def test_default_config_matches_spec_tables():
     assert GFX_COMPOSITOR not in config.dimensions
 
 
-def test_fast_tier_handles_the_base_pings():
-    """The "fast" runs of every table really exercise the msgspec decoder."""
+def test_fast_tiers_handle_the_base_pings():
+    """The "fast" and "msgspec" runs of every table really exercise the C scanner
+    and the msgspec decoder: neither hands these lines to the generic tier."""
     rules = rules_for()
     for doc in (MAIN, CRASH, BARE_MAIN, BARE_CRASH):
+        assert isinstance(rules._scanner.extract(encode(doc)), list)
         assert rules._decoder.decode(encode(doc)) is not None
+
+
+# What the C scanner leaves to the generic tier (False), answers itself (a list),
+# or calls malformed (None). The outcomes of all of these are checked on every
+# tier in the tables below; this only pins down who answers.
+SCAN_CASES = [
+    ("plain", encode(MAIN), list),
+    ("object-at-a-leaf", encode(mk(MAIN, {"application.channel": {"a": 1}})), False),
+    ("array-at-a-leaf", encode(mk(MAIN, {"application.channel": [1]})), False),
+    ("array-below-a-needed-key", encode(mk(MAIN, {"application": [1, 2]})), list),
+    ("int-of-19-digits", encode(mk(MAIN, {"payload.info.subsessionLength": 10**18})), False),
+    ("int-of-18-digits", encode(mk(MAIN, {"payload.info.subsessionLength": 10**17})), list),
+    ("float-overflow", encode(mk(MAIN, {"payload.info.subsessionLength": Raw("1e400")})), False),
+    ("float-overflow-skipped", add_raw(MAIN, "x", "1e400"), list),
+    ("surrogate-escape-anywhere", add_raw(MAIN, "x", '"\\ud83d\\ude00"'), False),
+    ("other-escape", add_raw(MAIN, "x", '"\\u00e9\\n"'), list),
+    ("escaped-needed-level-key", encode(MAIN).replace(b'"meta"', b'"m\\u0065ta"'), False),
+    ("deep-nesting", add_raw(MAIN, "x", "[" * 600 + "]" * 600), False),
+    ("moderate-nesting", add_raw(MAIN, "x", "[" * 100 + "]" * 100), list),
+    ("nan", add_raw(MAIN, "x", "NaN"), None),
+    ("not-an-object", b"[1]", None),
+    ("empty", b"", None),
+    ("trailing-text", encode(MAIN) + b" x", None),
+]
+
+
+@pytest.mark.parametrize("line, answer", [pytest.param(line, answer, id=name) for name, line, answer in SCAN_CASES])
+def test_who_answers(line, answer):
+    got = rules_for()._scanner.extract(line)
+    assert type(got) is answer if answer is list else got is answer
 
 
 # -- 2. malformed_json ---------------------------------------------------------------
@@ -978,7 +1010,7 @@ def test_dimension_path_that_prefixes_a_rule_path():
     the rules still hold (an object value is absent)."""
     config = parse_config({"dimensions": {"build": "environment.build", "channel": "application.channel"}})
     rules = pings.PingRules(config, D)
-    assert rules._decoder is None
+    assert rules._decoder is None and rules._scanner is None
     expected = Processed(False, "2016-03-03", {"build": None, "channel": "release"}, MAIN_STATS, dim_names=("build", "channel"))
     check(encode(MAIN), expected, rules)
     check(encode(mk(MAIN, {"environment.build.buildId": "x"})), Ignored("invalid_build_id"), rules)

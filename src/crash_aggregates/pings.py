@@ -2,16 +2,18 @@
 
 This module is the only copy of SPEC sections 2-5; every engine calls it.
 
-Parsing is done in two tiers. The fast tier decodes a line with a msgspec
-decoder whose schema names only the JSON paths that the configuration needs,
-so the hundreds of unrelated histograms of a real main ping are scanned but
-never turned into Python objects. When a needed path runs into a value of an
-unexpected type (``"payload": 3``) or a number it cannot represent (``1e400``,
-an integer of thousands of digits), that decoder refuses the line, and the
-generic tier decodes it in full with the standard library and walks plain
-dicts; it refuses what msgspec refuses (NaN, unpaired surrogate escapes).
-Both tiers yield the same tuple of leaf values, to which the rules are applied
-once.
+Parsing is done in tiers. The fast tier is ``_scan``, a small C scanner
+(``_scan.c``, built at install time) that validates the whole line but makes
+Python objects only for the values at the JSON paths the configuration
+needs, so the hundreds of unrelated histograms of a real main ping are never
+turned into objects. Where the extension could not be built, a msgspec
+decoder whose schema names only those paths does the same job, more slowly.
+Both hand the rare odd line (an object where a scalar is needed, a number
+they cannot represent such as ``1e400`` or an integer of thousands of digits,
+a surrogate escape, very deep nesting) to the generic tier, which decodes it
+in full with the standard library and walks plain dicts; it refuses NaN and
+unpaired surrogate escapes. Every tier yields the same list of leaf values,
+to which the rules are applied once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from typing import Any, NamedTuple
 import msgspec
 
 from .config import Config
+
+try:
+    from ._scan import Scanner
+except ImportError:  # built without a C compiler: the msgspec tier does the work
+    Scanner = None
 
 #: Ignore reasons, in SPEC precedence order: the first that applies is counted.
 REASONS = (
@@ -200,6 +207,29 @@ def _build_schema(paths: list[tuple[str, ...]]):
     return root, extract
 
 
+def scan_spec(paths: list[tuple[str, ...]]) -> tuple:
+    """The trie of ``paths`` as ``_scan.Scanner`` takes it: (key, slots, child) per key.
+
+    A leaf lists the slots it fills; an inner key lists every slot below it,
+    which the scanner empties when the key comes again (the last one wins).
+
+    >>> scan_spec([("a", "b"), ("c",), ("a", "d"), ("c",)])
+    ((b'a', (0, 2), ((b'b', (0,), None), (b'd', (2,), None))), (b'c', (1, 3), None))
+    """
+
+    def build(prefixed: list[tuple[tuple[str, ...], int]]) -> tuple:
+        keys: dict[str, list] = {}
+        for path, slot in prefixed:
+            keys.setdefault(path[0], []).append((path[1:], slot))
+        return tuple(
+            (key.encode(), tuple(slot for _, slot in below),
+             None if all(not rest for rest, _ in below) else build(below))
+            for key, below in keys.items()
+        )
+
+    return build([(path, slot) for slot, path in enumerate(paths)])
+
+
 _MALFORMED = Outcome(False, "malformed_json")
 _OTHER_DOC_TYPE = Outcome(False, "other_doc_type")
 _CONTENT_CRASH = Outcome(True, "content_crash")
@@ -249,11 +279,12 @@ class PingRules:
                     template.append(x * x)
 
         schema = _build_schema(self._paths)
-        if schema is None:
-            self._decoder, self._extract = None, None
+        if schema is None:  # one path is a prefix of another: generic tier only
+            self._scanner = self._decoder = self._extract = None
         else:
             root, self._extract = schema
             self._decoder = msgspec.json.Decoder(root)
+            self._scanner = Scanner(scan_spec(self._paths), len(self._paths)) if Scanner else None
         self._activity_dates: dict[str, str | None] = {}
 
     # -- decoding ---------------------------------------------------------
@@ -269,6 +300,9 @@ class PingRules:
                 str(line, "utf-8")
             except UnicodeDecodeError:
                 return None
+        if self._scanner is not None:
+            leaves = self._scanner.extract(line)
+            return self._generic_leaves(line) if leaves is False else leaves
         if self._decoder is not None:
             try:
                 root = self._decoder.decode(line)

@@ -1,0 +1,690 @@
+/* A JSON scanner that validates a whole ping but builds Python objects only
+ * for the values at the paths the configuration needs.
+ *
+ * It is the fast tier of pings.PingRules.leaves, and it answers exactly like
+ * the generic tier (json.loads, then a walk of plain dicts) or not at all:
+ * extract() returns the list of leaf values, None when the line is not a JSON
+ * object (malformed), or False when the line holds something this scanner
+ * leaves to the generic tier: an object or array at a needed path, an integer
+ * of more than 18 digits, a float that overflows, a surrogate escape, an
+ * escaped key where a needed key is looked for, nesting deeper than
+ * MAX_DEPTH. The caller checks that the line is UTF-8 first.
+ *
+ * JSON grammar: RFC 8259 as Python's json module reads it (no NaN or
+ * Infinity: those are rejected by the rules as well). Duplicate keys: the
+ * last one wins, so a needed subtree met again is emptied before it is read.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 512
+#define MAX_NUMBER 64
+
+typedef enum { SCAN_OK = 0, SCAN_MALFORMED = 1, SCAN_FALLBACK = 2, SCAN_ERROR = 3 } Status;
+
+typedef struct Trie Trie;
+
+/* One key of an object on a needed path. */
+typedef struct {
+    char *key;
+    Py_ssize_t key_len;
+    Trie *child;          /* NULL: the key's value is a leaf */
+    Py_ssize_t *slots;    /* a leaf: the slots it fills; else every slot below */
+    Py_ssize_t nslots;
+} Entry;
+
+struct Trie {
+    Py_ssize_t n;
+    Entry *entries;
+};
+
+typedef struct {
+    PyObject_HEAD
+    Trie *root;
+    Py_ssize_t nslots;
+} Scanner;
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+    PyObject *out;
+} State;
+
+/* Bytes that end a run of plain string content: quote, backslash, controls. */
+static unsigned char string_stop[256];
+
+/* -- the trie, built from the spec that pings.py passes ------------------ */
+
+static void trie_free(Trie *t)
+{
+    if (t == NULL)
+        return;
+    for (Py_ssize_t i = 0; i < t->n; i++) {
+        PyMem_Free(t->entries[i].key);
+        PyMem_Free(t->entries[i].slots);
+        trie_free(t->entries[i].child);
+    }
+    PyMem_Free(t->entries);
+    PyMem_Free(t);
+}
+
+/* spec: a tuple of (key: bytes, slots: tuple[int, ...], child: spec | None). */
+static Trie *trie_build(PyObject *spec, Py_ssize_t nslots)
+{
+    if (!PyTuple_Check(spec)) {
+        PyErr_SetString(PyExc_TypeError, "a trie spec is a tuple of (key, slots, child)");
+        return NULL;
+    }
+    Trie *t = PyMem_Calloc(1, sizeof(Trie));
+    if (t == NULL)
+        return (Trie *)PyErr_NoMemory();
+    t->n = PyTuple_GET_SIZE(spec);
+    t->entries = PyMem_Calloc(t->n ? t->n : 1, sizeof(Entry));
+    if (t->entries == NULL) {
+        PyMem_Free(t);
+        return (Trie *)PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < t->n; i++) {
+        Entry *e = &t->entries[i];
+        PyObject *key, *slots, *child;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(spec, i), "SO!O", &key, &PyTuple_Type, &slots, &child))
+            goto fail;
+        e->key_len = PyBytes_GET_SIZE(key);
+        e->key = PyMem_Malloc(e->key_len + 1);
+        e->nslots = PyTuple_GET_SIZE(slots);
+        e->slots = PyMem_Malloc((e->nslots ? e->nslots : 1) * sizeof(Py_ssize_t));
+        if (e->key == NULL || e->slots == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        memcpy(e->key, PyBytes_AS_STRING(key), e->key_len + 1);
+        for (Py_ssize_t j = 0; j < e->nslots; j++) {
+            Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(slots, j));
+            if (slot == -1 && PyErr_Occurred())
+                goto fail;
+            if (slot < 0 || slot >= nslots) {
+                PyErr_SetString(PyExc_ValueError, "slot out of range");
+                goto fail;
+            }
+            e->slots[j] = slot;
+        }
+        if (child != Py_None && (e->child = trie_build(child, nslots)) == NULL)
+            goto fail;
+    }
+    return t;
+fail:
+    trie_free(t);
+    return NULL;
+}
+
+/* -- scanning ------------------------------------------------------------ */
+
+static inline void skip_ws(State *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static inline int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* After a backslash: the escape at s->p. Sets *code to the character. */
+static Status read_escape(State *s, unsigned int *code)
+{
+    if (s->p >= s->end)
+        return SCAN_MALFORMED;
+    unsigned char c = *s->p++;
+    switch (c) {
+    case '"': *code = '"'; return SCAN_OK;
+    case '\\': *code = '\\'; return SCAN_OK;
+    case '/': *code = '/'; return SCAN_OK;
+    case 'b': *code = '\b'; return SCAN_OK;
+    case 'f': *code = '\f'; return SCAN_OK;
+    case 'n': *code = '\n'; return SCAN_OK;
+    case 'r': *code = '\r'; return SCAN_OK;
+    case 't': *code = '\t'; return SCAN_OK;
+    case 'u':
+        break;
+    default:
+        return SCAN_MALFORMED;
+    }
+    if (s->end - s->p < 4)
+        return SCAN_MALFORMED;
+    unsigned int value = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hex_value(s->p[i]);
+        if (h < 0)
+            return SCAN_MALFORMED;
+        value = value * 16 + h;
+    }
+    s->p += 4;
+    /* Surrogates, paired or not, are the generic tier's to judge. */
+    if (value >= 0xD800 && value <= 0xDFFF)
+        return SCAN_FALLBACK;
+    *code = value;
+    return SCAN_OK;
+}
+
+/* The end of a run of plain string bytes from p: 8 bytes at a time while no
+ * quote, backslash or control character is among them. */
+static inline const unsigned char *plain_run(const unsigned char *p, const unsigned char *end)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+        /* A zero byte in quote/backslash, or a byte below 0x20 in x. */
+        uint64_t hit = (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((x - ones * 0x20) & ~x)) & highs;
+        if (hit)
+            /* The lowest flag marks the first such byte (little-endian load;
+             * a borrow can only raise false flags above a true one). */
+            return p + (__builtin_ctzll(hit) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && !string_stop[*p])
+        p++;
+    return p;
+}
+
+/* A string, s->p just after its opening quote. Sets [*start, *stop) to its
+ * raw content and *escaped when it holds a backslash. */
+static Status scan_string(State *s, const unsigned char **start, const unsigned char **stop, int *escaped)
+{
+    *start = s->p;
+    *escaped = 0;
+    for (;;) {
+        s->p = plain_run(s->p, s->end);
+        if (s->p >= s->end)
+            return SCAN_MALFORMED;
+        unsigned char c = *s->p;
+        if (c == '"') {
+            *stop = s->p++;
+            return SCAN_OK;
+        }
+        if (c < 0x20)
+            return SCAN_MALFORMED; /* a raw control character */
+        s->p++;                    /* a backslash */
+        unsigned int code;
+        Status st = read_escape(s, &code);
+        if (st != SCAN_OK)
+            return st;
+        *escaped = 1;
+    }
+}
+
+/* The Python str of a string's raw content. */
+static PyObject *decode_string(const unsigned char *start, const unsigned char *stop, int escaped)
+{
+    if (!escaped)
+        return PyUnicode_DecodeUTF8((const char *)start, stop - start, "strict");
+    /* Unescaped text is never longer than the raw text: \uXXXX (6 bytes)
+     * becomes at most 3 bytes of UTF-8 (surrogates never get here). */
+    char *buffer = PyMem_Malloc(stop - start + 1);
+    if (buffer == NULL)
+        return PyErr_NoMemory();
+    char *q = buffer;
+    State s = {start, stop, NULL};
+    while (s.p < s.end) {
+        unsigned char c = *s.p++;
+        if (c != '\\') {
+            *q++ = (char)c;
+            continue;
+        }
+        unsigned int code = 0;
+        read_escape(&s, &code); /* already validated by scan_string */
+        if (code < 0x80) {
+            *q++ = (char)code;
+        } else if (code < 0x800) {
+            *q++ = (char)(0xC0 | (code >> 6));
+            *q++ = (char)(0x80 | (code & 0x3F));
+        } else {
+            *q++ = (char)(0xE0 | (code >> 12));
+            *q++ = (char)(0x80 | ((code >> 6) & 0x3F));
+            *q++ = (char)(0x80 | (code & 0x3F));
+        }
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(buffer, q - buffer, "strict");
+    PyMem_Free(buffer);
+    return text;
+}
+
+/* A number's text, validated; *is_int when it has no fraction nor exponent. */
+static Status scan_number(State *s, int *is_int)
+{
+    const unsigned char *p = s->p, *end = s->end;
+    *is_int = 1;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end)
+        return SCAN_MALFORMED;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return SCAN_MALFORMED;
+    }
+    if (p < end && *p == '.') {
+        *is_int = 0;
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return SCAN_MALFORMED;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_int = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return SCAN_MALFORMED;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    s->p = p;
+    return SCAN_OK;
+}
+
+static Status expect_literal(State *s, const char *word, Py_ssize_t len)
+{
+    if (s->end - s->p < len || memcmp(s->p, word, len) != 0)
+        return SCAN_MALFORMED;
+    s->p += len;
+    return SCAN_OK;
+}
+
+static Status scan_object(State *s, const Trie *trie, int depth);
+
+static inline const unsigned char *skip_ws_at(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && *p <= ' ' && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string not kept, *pp just after its opening quote; on return just after its closing one. */
+static inline Status skip_string(State *s, const unsigned char **pp)
+{
+    const unsigned char *p = *pp, *end = s->end;
+    for (;;) {
+        p = plain_run(p, end);
+        if (p >= end || *p < 0x20)
+            return SCAN_MALFORMED;
+        if (*p++ == '"')
+            break;
+        unsigned int code;
+        s->p = p;
+        Status st = read_escape(s, &code);
+        if (st != SCAN_OK)
+            return st;
+        p = s->p;
+    }
+    *pp = p;
+    return SCAN_OK;
+}
+
+/* Any value, validated and not kept; s->p at its first byte. Iterative, with
+ * the open containers on a stack: most of a ping's bytes go through here. */
+static Status skip_value(State *s, int depth)
+{
+    char stack[MAX_DEPTH + 1]; /* '{' or '[' per open container */
+    int top = 0, is_int;
+    const unsigned char *p = s->p, *end = s->end, *start;
+    Status st;
+
+value:
+    if (p >= end)
+        return SCAN_MALFORMED;
+    switch (*p) {
+    case '{':
+    case '[':
+        if (depth + top >= MAX_DEPTH)
+            return SCAN_FALLBACK;
+        stack[top++] = (char)*p++;
+        p = skip_ws_at(p, end);
+        if (p < end && *p == (stack[top - 1] == '{' ? '}' : ']')) {
+            p++;
+            top--;
+            goto after;
+        }
+        if (stack[top - 1] == '{')
+            goto key;
+        goto value;
+    case '"':
+        p++;
+        if ((st = skip_string(s, &p)) != SCAN_OK)
+            return st;
+        goto after;
+    case 't':
+        if (end - p < 4 || memcmp(p, "true", 4) != 0)
+            return SCAN_MALFORMED;
+        p += 4;
+        goto after;
+    case 'f':
+        if (end - p < 5 || memcmp(p, "false", 5) != 0)
+            return SCAN_MALFORMED;
+        p += 5;
+        goto after;
+    case 'n':
+        if (end - p < 4 || memcmp(p, "null", 4) != 0)
+            return SCAN_MALFORMED;
+        p += 4;
+        goto after;
+    default:
+        start = p;
+        if (*p >= '1' && *p <= '9') { /* the common case: a plain integer */
+            do
+                p++;
+            while (p < end && *p >= '0' && *p <= '9');
+            if (p >= end || (*p != '.' && *p != 'e' && *p != 'E'))
+                goto after;
+        }
+        /* A sign, a leading zero, a fraction or an exponent: the full grammar. */
+        s->p = start;
+        if ((st = scan_number(s, &is_int)) != SCAN_OK)
+            return st;
+        p = s->p;
+        goto after;
+    }
+
+key:
+    if (p >= end || *p != '"')
+        return SCAN_MALFORMED;
+    p++;
+    if ((st = skip_string(s, &p)) != SCAN_OK)
+        return st;
+    p = skip_ws_at(p, end);
+    if (p >= end || *p != ':')
+        return SCAN_MALFORMED;
+    p = skip_ws_at(p + 1, end);
+    goto value;
+
+after:
+    if (top == 0) {
+        s->p = p;
+        return SCAN_OK;
+    }
+    p = skip_ws_at(p, end);
+    if (p >= end)
+        return SCAN_MALFORMED;
+    if (*p == ',') {
+        p = skip_ws_at(p + 1, end);
+        if (stack[top - 1] == '{')
+            goto key;
+        goto value;
+    }
+    if (*p == (stack[top - 1] == '{' ? '}' : ']')) {
+        p++;
+        top--;
+        goto after;
+    }
+    return SCAN_MALFORMED;
+}
+
+/* The value at a needed leaf, as the generic tier would decode it. */
+static Status read_leaf(State *s, PyObject **value)
+{
+    if (s->p >= s->end)
+        return SCAN_MALFORMED;
+    const unsigned char *start = s->p, *stop;
+    int flag;
+    Status st;
+    switch (*s->p) {
+    case '{':
+    case '[':
+        return SCAN_FALLBACK; /* a container where a scalar is expected */
+    case '"':
+        s->p++;
+        if ((st = scan_string(s, &start, &stop, &flag)) != SCAN_OK)
+            return st;
+        *value = decode_string(start, stop, flag);
+        return *value ? SCAN_OK : SCAN_ERROR;
+    case 't':
+        st = expect_literal(s, "true", 4);
+        *value = Py_NewRef(Py_True);
+        return st;
+    case 'f':
+        st = expect_literal(s, "false", 5);
+        *value = Py_NewRef(Py_False);
+        return st;
+    case 'n':
+        st = expect_literal(s, "null", 4);
+        *value = Py_NewRef(Py_None);
+        return st;
+    }
+    if ((st = scan_number(s, &flag)) != SCAN_OK)
+        return st;
+    Py_ssize_t len = s->p - start;
+    if (len >= MAX_NUMBER)
+        return SCAN_FALLBACK;
+    char text[MAX_NUMBER];
+    memcpy(text, start, len);
+    text[len] = '\0';
+    if (flag) {
+        if (len > 18)
+            return SCAN_FALLBACK; /* may not fit in 64 bits: Python's int() decides */
+        *value = PyLong_FromLongLong(strtoll(text, NULL, 10));
+        return *value ? SCAN_OK : SCAN_ERROR;
+    }
+    /* The same conversion as float(text), so the same double to the last bit. */
+    double x = PyOS_string_to_double(text, NULL, NULL);
+    if (x == -1.0 && PyErr_Occurred())
+        return SCAN_ERROR;
+    if (!isfinite(x))
+        return SCAN_FALLBACK;
+    *value = PyFloat_FromDouble(x);
+    return *value ? SCAN_OK : SCAN_ERROR;
+}
+
+static void clear_slots(State *s, const Entry *e)
+{
+    for (Py_ssize_t i = 0; i < e->nslots; i++) {
+        PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
+        PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(Py_None));
+        Py_DECREF(old);
+    }
+}
+
+static const Entry *find_entry(const Trie *trie, const unsigned char *key, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < trie->n; i++) {
+        const Entry *e = &trie->entries[i];
+        if (e->key_len == len && memcmp(e->key, key, len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* An object, s->p at its '{'. With a trie, the needed keys are read into
+ * s->out; without, the object is only validated. */
+static Status scan_object(State *s, const Trie *trie, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return SCAN_FALLBACK;
+    s->p++; /* { */
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return SCAN_OK;
+    }
+    for (;;) {
+        if (s->p >= s->end || *s->p != '"')
+            return SCAN_MALFORMED;
+        s->p++;
+        const unsigned char *key, *key_end;
+        int escaped;
+        Status st = scan_string(s, &key, &key_end, &escaped);
+        if (st != SCAN_OK)
+            return st;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return SCAN_MALFORMED;
+        s->p++;
+        skip_ws(s);
+
+        const Entry *e = NULL;
+        if (trie != NULL) {
+            if (escaped)
+                return SCAN_FALLBACK; /* it might spell a needed key */
+            e = find_entry(trie, key, key_end - key);
+        }
+        if (e == NULL) {
+            st = skip_value(s, depth + 1);
+        } else {
+            clear_slots(s, e); /* the last of duplicate keys wins */
+            if (e->child != NULL) {
+                /* Below a value that is not an object the paths are missing. */
+                st = (s->p < s->end && *s->p == '{') ? scan_object(s, e->child, depth + 1)
+                                                     : skip_value(s, depth + 1);
+            } else {
+                PyObject *value = NULL;
+                st = read_leaf(s, &value);
+                if (st == SCAN_OK) {
+                    for (Py_ssize_t i = 0; i < e->nslots; i++) {
+                        PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
+                        PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(value));
+                        Py_DECREF(old);
+                    }
+                }
+                Py_XDECREF(value);
+            }
+        }
+        if (st != SCAN_OK)
+            return st;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return SCAN_MALFORMED;
+        if (*s->p == '}') {
+            s->p++;
+            return SCAN_OK;
+        }
+        if (*s->p != ',')
+            return SCAN_MALFORMED;
+        s->p++;
+        skip_ws(s);
+    }
+}
+
+/* -- the Python type ------------------------------------------------------ */
+
+static PyObject *Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"spec", "slots", NULL};
+    PyObject *spec;
+    Py_ssize_t nslots;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On", names, &spec, &nslots))
+        return NULL;
+    if (nslots < 0) {
+        PyErr_SetString(PyExc_ValueError, "slots must be >= 0");
+        return NULL;
+    }
+    Scanner *self = (Scanner *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->nslots = nslots;
+    self->root = trie_build(spec, nslots);
+    if (self->root == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void Scanner_dealloc(Scanner *self)
+{
+    trie_free(self->root);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Scanner_extract(Scanner *self, PyObject *line)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(line, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *out = PyList_New(self->nslots);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->nslots; i++)
+        PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
+
+    State s = {(const unsigned char *)view.buf, (const unsigned char *)view.buf + view.len, out};
+    Status st;
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{') {
+        st = SCAN_MALFORMED; /* empty, or a root that is not an object */
+    } else {
+        st = scan_object(&s, self->root, 0);
+        if (st == SCAN_OK) {
+            skip_ws(&s);
+            if (s.p != s.end)
+                st = SCAN_MALFORMED; /* text after the object */
+        }
+    }
+    PyBuffer_Release(&view);
+    if (st == SCAN_OK)
+        return out;
+    Py_DECREF(out);
+    if (st == SCAN_ERROR)
+        return NULL;
+    return Py_NewRef(st == SCAN_MALFORMED ? Py_None : Py_False);
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"extract", (PyCFunction)Scanner_extract, METH_O,
+     "extract(line) -> the leaf values (list), None if malformed, False to ask the generic tier"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "crash_aggregates._scan.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Scanner(spec, slots): reads the values at some paths of a JSON object",
+    .tp_new = Scanner_new,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
+static struct PyModuleDef scan_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_scan",
+    .m_doc = "The compiled fast tier of ping parsing (see pings.py).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__scan(void)
+{
+    for (int c = 0; c < 0x20; c++)
+        string_stop[c] = 1;
+    string_stop['"'] = 1;
+    string_stop['\\'] = 1;
+    if (PyType_Ready(&ScannerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&scan_module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
