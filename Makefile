@@ -6,7 +6,7 @@ DEMO    = demo-data
 
 .PHONY: install test demo bench clean
 
-$(BIN)/crash-aggregates: pyproject.toml
+$(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,spark,s3]'
