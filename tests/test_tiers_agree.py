@@ -68,4 +68,4 @@ def test_tiers_agree_on_mutated_pings(seed):
             assert fast.evaluate(mutant) == want, mutant[:200]
             assert msgspec_tier.evaluate(mutant) == want, mutant[:200]
             checked += 1
-    assert checked > 15 * 100
+    assert checked >= 1000
