@@ -22,7 +22,8 @@ import json
 import math
 import re
 from datetime import date, timedelta
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Any, Callable, NamedTuple
 
 import msgspec
 
@@ -230,6 +231,10 @@ def scan_spec(paths: list[tuple[str, ...]]) -> tuple:
     return build([(path, slot) for slot, path in enumerate(paths)])
 
 
+_BOOL_TEXT = {True: "True", False: "False"}
+# Outcome(...) without the Python-level __new__ of a NamedTuple: once per ping.
+_processed = partial(tuple.__new__, Outcome)
+
 _MALFORMED = Outcome(False, "malformed_json")
 _OTHER_DOC_TYPE = Outcome(False, "other_doc_type")
 _CONTENT_CRASH = Outcome(True, "content_crash")
@@ -357,12 +362,14 @@ class PingRules:
                 return cached
         return None
 
-    def _dimension_conversions(self, types: tuple) -> list[int]:
-        """Which dimension values of a ping with these value types need converting."""
-        convert = [
-            i for i, (kind, absent) in enumerate(zip(types, self._dim_absent))
-            if absent or kind not in (str, type(None))
-        ]
+    def _dimension_conversions(self, types: tuple) -> list[tuple[int, Callable]]:
+        """Which dimension values of a ping with these value types need converting, and how."""
+        convert = []
+        for i, (kind, absent) in enumerate(zip(types, self._dim_absent)):
+            if kind is bool and not absent:
+                convert.append((i, _BOOL_TEXT.__getitem__))  # dimension_value's answer, as a C call
+            elif absent or kind not in (str, type(None)):
+                convert.append((i, partial(_dimension, absent=absent)))
         if len(self._conversions) < 10_000:
             self._conversions[types] = convert
         return convert
@@ -419,8 +426,8 @@ class PingRules:
             convert = self._dimension_conversions(types)
         if convert:
             dims = list(dims)
-            for i in convert:
-                dims[i] = _dimension(dims[i], self._dim_absent[i])
+            for i, conversion in convert:
+                dims[i] = conversion(dims[i])
             dims = tuple(dims)
 
         values = self._templates[is_crash].copy()
@@ -437,7 +444,7 @@ class PingRules:
                     x = values[column] = histogram_count(x)
                     if squared:
                         values[column + 1] = x * x
-        return Outcome(is_crash, None, (activity, dims), values)
+        return _processed((is_crash, None, (activity, dims), values))
 
 
 def _dimension(value: Any, absent: frozenset) -> str | None:
