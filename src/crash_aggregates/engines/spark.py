@@ -252,7 +252,9 @@ def package_zip(dest: str | os.PathLike) -> Path:
     dest = Path(dest)
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
         for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            # Compiled modules can't be imported from a zip: executors running the
+            # zip parse with the msgspec tier (the same answers, more slowly).
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".pyc", ".so", ".pyd", ".c"}:
                 z.write(path, Path(root.name) / path.relative_to(root))
     return dest
 
