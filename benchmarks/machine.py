@@ -34,6 +34,15 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _parser_tier() -> str:
+    """Which fast tier the engine parses with: the C scanner, or msgspec where it wasn't built."""
+    try:
+        from crash_aggregates import _scan  # noqa: F401
+    except ImportError:
+        return "msgspec (the C scanner is not built)"
+    return "C scanner (_scan)"
+
+
 def _run(cmd: list[str]) -> str:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=30)
@@ -53,6 +62,7 @@ def info(cores: int) -> dict:
         "python": sys.version.split()[0],
         "java": java[0] if java else None,
         "packages": {p: _version(p) for p in PACKAGES},
+        "parser": _parser_tier(),
         "commit": _run(["git", "rev-parse", "HEAD"]),
         "dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no"])),
     }

@@ -54,7 +54,7 @@ def header(args, cores: int) -> dict:
 def preamble(results: dict, spark_why: str) -> str:
     m, load = results["machine"], results["load_before"]
     lines = [f"{m['cpu']}, {m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, Python {m['python']}, "
-             f"commit {m['commit'][:10]}{' (dirty)' if m['dirty'] else ''}",
+             f"commit {m['commit'][:10]}{' (dirty)' if m['dirty'] else ''}, parser: {m.get('parser', '?')}",
              f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"]
     if load[0] > LOAD_WARNING:
         lines.append(f"[bold yellow]warning: load above {LOAD_WARNING}: other work shares the cores, "
