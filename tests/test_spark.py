@@ -251,7 +251,7 @@ def test_spark_partitions_equal_embedded(spark_out, embedded_out):
         assert report["engine"] == "spark" and expected["engine"] == "embedded"
         assert report["workers"] == 2  # local[2]
         names = sorted(p.name for p in (spark_out / f"submission_date={day}").iterdir())
-        assert names == ["_SUCCESS", "_report.json", "part-00000.parquet"]
+        assert names == ["_SUCCESS", "_flat.parquet", "_report.json", "part-00000.parquet"]
     assert sorted(p.name for p in spark_out.iterdir()) == [f"submission_date={d}" for d in DAYS]
 
 
