@@ -218,6 +218,15 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert over_s3.exit_code == 0, over_s3.output
     assert over_s3.stdout == run("sql", "--data", tmp_path / "out", "--format", "csv", query).stdout
     assert over_s3.stdout.count("\n") > 1
+    # ... reading the sidecar, on a fenced connection that allows it.
+    from crash_aggregates.sql import connect, plan, prepare
+
+    conn = connect(root)
+    try:
+        assert "crash_aggregates_wide" in plan(prepare(query), conn)
+        assert conn.sql(plan(prepare(query), conn)).fetchall() == conn.sql(prepare(query).duckdb_sql).fetchall()
+    finally:
+        conn.close()
     missing = run_process("sql", "--data", "s3://no-such-bucket-here/x", "SELECT 1 FROM crash_aggregates")
     assert missing.returncode == 1 and "s3://no-such-bucket-here" in missing.stderr
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
