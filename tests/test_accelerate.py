@@ -269,3 +269,24 @@ def test_a_query_duckdb_cannot_bind_falls_back_to_the_query_as_written(with_side
             assert [b.to_pylist() for b in result] == [[{"n": len(ROWS)}]]
     finally:
         conn.close()
+
+
+def test_keys_equal_but_for_case_in_two_partitions_are_left_to_the_maps(tmp_path):
+    # DuckDB matches column names regardless of case: "dimensions['gfx']" and
+    # "dimensions['GFX']" cannot both be columns of the view.
+    rows = [
+        _row("2016-03-14", "2016-03-14", _dims(channel="release", gfx="d3d11"), 10, 1, 0, 0, 0, 1),
+        _row("2016-03-15", "2016-03-15", _dims(channel="beta", GFX="opengl"), 20, 2, 0, 0, 0, 2),
+    ]
+    root = build(tmp_path / "data", rows)
+    query = "SELECT submission_date, dimensions['gfx'] AS a, dimensions['GFX'] AS b, dimensions['channel'] AS c FROM crash_aggregates"
+    conn = connect(root)
+    try:
+        fast = plan(prepare(query), conn)
+    finally:
+        conn.close()
+    assert "dimensions['gfx'] AS a" in fast and "dimensions['GFX'] AS b" in fast and "\"dimensions['channel']\" AS c" in fast
+    assert _rows(crash_aggregates.query(query, root)) == [
+        (date(2016, 3, 14), "d3d11", None, "release"),
+        (date(2016, 3, 15), None, "opengl", "beta"),
+    ]

@@ -99,11 +99,12 @@ def _values_by_key(column: pa.ChunkedArray) -> dict[str, pa.Array]:
     lists = maps.cast(entries_type)
     entries = pc.list_flatten(lists)
     rows = pc.list_parent_indices(lists).cast(pa.int64())
-    keys = pc.struct_field(entries, "key").dictionary_encode()
+    # Fields by position (key, value), whatever the writer called them.
+    keys = pc.struct_field(entries, [0]).dictionary_encode()
     # One stable sort by key, then each key's entries are a contiguous run,
     # still in row order: one pass for all keys instead of one per key.
     order = pc.sort_indices(keys.indices)
-    rows, values = rows.take(order), pc.struct_field(entries, "value").take(order)
+    rows, values = rows.take(order), pc.struct_field(entries, [1]).take(order)
     counts = {c["values"]: c["counts"] for c in pc.value_counts(keys.indices).to_pylist()}
     every_row = pc.indices_nonzero(pa.repeat(True, len(maps))).cast(pa.int64())
     found, start = {}, 0
