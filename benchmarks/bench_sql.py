@@ -1,12 +1,15 @@
 """Benchmark: a GROUP BY channel over 30 days × 100,000 aggregates per day.
 
 Writes 30 published partitions in the job's layout (``storage.publish_partition``,
-so the same Parquet settings as the job) with realistic dimension
-cardinalities into a temporary folder, then times queries through the
-project's whole query path (``crash_aggregates.query``: translation, view,
-fence, DuckDB, Arrow result) and prints the median of 3 runs.
+so the same Parquet settings and flat sidecars as the job) with realistic
+dimension cardinalities into a temporary folder, then times queries through
+the project's whole query path (``crash_aggregates.query``: translation,
+rewrite, views, fence, DuckDB, Arrow result) and prints the median of 3 runs,
+twice: on the dataset as published (the sidecars answer the subscripts), and
+on the same part files without sidecars, as earlier versions published them
+(the maps answer).
 
-    python benchmarks/bench_sql.py [--days 30] [--rows 100000] [--keep DIR]
+    python benchmarks/bench_sql.py [--days 30] [--rows 100000] [--keep DIR] [--no-old]
 
 The wall-clock figure depends on what else runs on the machine; the CPU
 figure (all DuckDB threads together) does not, and the wall time on an idle
@@ -16,6 +19,7 @@ machine is about CPU / cores.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -117,12 +121,46 @@ def build(root: Path, days: int, rows: int, seed: int = 1) -> None:
         publish_partition(root, day, table, {"submission_date": day.isoformat(), "aggregates": rows})
 
 
+def without_sidecars(root: Path, copy: Path) -> Path:
+    """The same part files (hard links) with _SUCCESS documents as published before sidecars existed."""
+    for folder in sorted(root.glob("submission_date=*")):
+        success = json.loads((folder / "_SUCCESS").read_text())
+        success.pop("flat", None)
+        target = copy / folder.name
+        target.mkdir(parents=True)
+        for name in success["files"]:
+            os.link(folder / name, target / name)
+        (target / "_SUCCESS").write_text(json.dumps(success))
+    return copy
+
+
+def sizes(root: Path) -> tuple[int, int]:
+    """Bytes of the part files and of the sidecars."""
+    parts = sum(p.stat().st_size for p in root.glob("*/part-*.parquet"))
+    sidecars = sum(p.stat().st_size for p in root.glob("*/_flat*.parquet"))
+    return parts, sidecars
+
+
+def measure(label: str, root: Path, runs: int) -> None:
+    for name, query in QUERIES.items():
+        times, cpu = [], []
+        for _ in range(runs):
+            t, c = time.perf_counter(), time.process_time()
+            table = crash_aggregates.query(query, root)
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        print(f"{label}, {name}: median {statistics.median(times):.3f} s of {runs} runs "
+              f"({', '.join(f'{t:.3f}' for t in times)}), CPU {statistics.median(cpu):.3f} s, "
+              f"{table.num_rows} rows")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--rows", type=int, default=100_000, help="aggregates per day")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", metavar="DIR", help="build the dataset in DIR and keep it")
+    parser.add_argument("--no-old", action="store_true", help="do not measure the dataset without sidecars")
     args = parser.parse_args()
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-sql-")) / "aggregates"
@@ -130,19 +168,18 @@ def main() -> None:
         started = time.perf_counter()
         if not (root / "submission_date=2016-03-15" / "_SUCCESS").exists():
             build(root, args.days, args.rows)
-        size = sum(p.stat().st_size for p in root.rglob("*.parquet"))
-        print(f"dataset: {args.days} days x {args.rows:,} aggregates, {size / 1e6:.1f} MB of Parquet "
+        parts, sidecars = sizes(root)
+        print(f"dataset: {args.days} days x {args.rows:,} aggregates, {parts / 1e6:.1f} MB of part files "
+              f"+ {sidecars / 1e6:.1f} MB of sidecars (+{100 * sidecars / parts:.0f} %) "
               f"(built in {time.perf_counter() - started:.1f} s)")
-        for name, query in QUERIES.items():
-            times, cpu = [], []
-            for _ in range(args.runs):
-                t, c = time.perf_counter(), time.process_time()
-                table = crash_aggregates.query(query, root)
-                times.append(time.perf_counter() - t)
-                cpu.append(time.process_time() - c)
-            print(f"{name}: median {statistics.median(times):.3f} s of {args.runs} runs "
-                  f"({', '.join(f'{t:.3f}' for t in times)}), CPU {statistics.median(cpu):.3f} s, "
-                  f"{table.num_rows} rows")
+        print(f"load average before measuring: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        measure("with sidecars", root, args.runs)
+        if not args.no_old:
+            old = Path(tempfile.mkdtemp(prefix="bench-sql-old-"))
+            try:
+                measure("without sidecars", without_sidecars(root, old / "aggregates"), args.runs)
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
         print(f"load average while measuring: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     finally:
         if not args.keep:

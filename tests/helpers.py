@@ -63,3 +63,23 @@ def read_partition(root: Path, day: str) -> dict:
 
 def read_report(root: Path, day: str) -> dict:
     return json.loads((Path(root) / f"submission_date={day}" / "_report.json").read_text())
+
+
+def check_sidecar(part, sidecar, keys: dict) -> None:
+    """The sidecar (a pyarrow Table) holds the part file's rows in order, plus one column per map key.
+
+    ``keys`` is the ``flat.keys`` entry of ``_SUCCESS``. Expected values are
+    worked out here in plain Python from the part file's rows.
+    """
+    assert sidecar.column_names[:3] == ["activity_date", "dimensions", "stats"]
+    assert sidecar.select([0, 1, 2]).to_pylist() == part.to_pylist()
+    rows = part.to_pylist()
+    expected_columns = []
+    for name in ("dimensions", "stats"):
+        present = {k for r in rows for k, _ in (r[name] or [])}
+        usable = sorted(k for k in present if sum(o.lower() == k.lower() for o in present) == 1)
+        assert keys[name] == usable
+        expected_columns += [(f"{name}['{k}']", name, k) for k in usable]
+    assert sidecar.column_names[3:] == [c for c, _, _ in expected_columns]
+    for column, name, key in expected_columns:
+        assert sidecar.column(column).to_pylist() == [dict(r[name] or []).get(key) for r in rows], column

@@ -75,12 +75,12 @@ def table(rows) -> pa.Table:
     )
 
 
-def build(root: Path) -> Path:
-    """Write ROWS in the storage layout (published), plus the invisible extras."""
+def build(root: Path, rows=ROWS) -> Path:
+    """Write rows in the storage layout (published, with sidecars), plus the invisible extras."""
     root = Path(root)
-    for day in sorted({r["submission_date"] for r in ROWS}):
-        rows = [r for r in ROWS if r["submission_date"] == day]
-        publish_partition(root, date.fromisoformat(day), table(rows), {"submission_date": day, "aggregates": len(rows)})
+    for day in sorted({r["submission_date"] for r in rows}):
+        some = [r for r in rows if r["submission_date"] == day]
+        publish_partition(root, date.fromisoformat(day), table(some), {"submission_date": day, "aggregates": len(some)})
     stale = root / "submission_date=2016-03-15" / "part-00001.parquet"
     pq.write_table(table([STALE]), stale)
     unpublished = root / "submission_date=2016-03-16"
@@ -89,12 +89,37 @@ def build(root: Path) -> Path:
     return root
 
 
+def strip_sidecar(folder: Path) -> None:
+    """Make a published partition look as published before sidecars existed (no _flat file, no "flat" entry)."""
+    success = json.loads((folder / "_SUCCESS").read_text())
+    (folder / success.pop("flat")["file"]).unlink()
+    (folder / "_SUCCESS").write_text(json.dumps(success))
+
+
+def strip_sidecars(root: Path, days=None) -> Path:
+    """strip_sidecar on the published partitions of ``days`` (default: all)."""
+    for folder in sorted(Path(root).glob("submission_date=*")):
+        if (folder / "_SUCCESS").exists() and "flat" in (folder / "_SUCCESS").read_text():
+            if days is None or folder.name.split("=", 1)[1] in days:
+                strip_sidecar(folder)
+    return Path(root)
+
+
 def add_corrupt_partition(root: Path, day: str = "2016-03-17") -> Path:
     """A published partition whose data file is not Parquet at all."""
     folder = Path(root) / f"submission_date={day}"
     folder.mkdir()
     (folder / "part-00000.parquet").write_bytes(b"this is not a parquet file\n" * 10)
     (folder / "_SUCCESS").write_text(json.dumps({"files": ["part-00000.parquet"], "submission_date": day}))
+    return folder
+
+
+def add_corrupt_sidecar(root: Path, day: str = "2016-03-17") -> Path:
+    """A published partition whose data file is fine and whose sidecar is not Parquet at all."""
+    folder = Path(root) / f"submission_date={day}"
+    row = dict(ROWS[0], submission_date=day, activity_date=day)
+    publish_partition(root, date.fromisoformat(day), table([row]), {"submission_date": day, "aggregates": 1})
+    (folder / "_flat.parquet").write_bytes(b"this is not a parquet file\n" * 10)
     return folder
 
 
@@ -126,10 +151,16 @@ import shutil  # noqa: E402
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory):
-    """The fixed dataset, built once per session (read-only: copy it to change it)."""
-    return build(tmp_path_factory.mktemp("aggregates") / "data")
+#: The two layouts every query must answer the same on: partitions with flat
+#: sidecars (the fast path), and without (as published by earlier versions).
+LAYOUTS = ("sidecars", "no sidecars")
+
+
+@pytest.fixture(scope="session", params=LAYOUTS)
+def dataset(request, tmp_path_factory):
+    """The fixed dataset in each layout, built once per session (read-only: copy it to change it)."""
+    root = build(tmp_path_factory.mktemp("aggregates") / "data")
+    return strip_sidecars(root) if request.param == "no sidecars" else root
 
 
 @pytest.fixture

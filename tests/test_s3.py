@@ -12,6 +12,7 @@ AWS config file is read.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import multiprocessing as mp
 import os
@@ -33,7 +34,7 @@ pytest.importorskip("moto")
 
 from crash_aggregates import location, storage  # noqa: E402
 from crash_aggregates.sources import list_input, plan_splits, read_lines  # noqa: E402
-from helpers import REPO, read_partition, read_report, run, run_process, write_day  # noqa: E402
+from helpers import REPO, check_sidecar, read_partition, read_report, run, run_process, write_day  # noqa: E402
 from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noqa: E402
 
 DAY = "2016-03-05"
@@ -171,10 +172,18 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert s3_report["input_files"] == 4 and report["input_files"] == 4
     [part] = storage.published_partitions(root)[DAY]
     assert s3.fs.cat_file(part) == local_bytes  # the very same Parquet bytes
-    names = s3.keys("aggregates")
-    assert names == sorted([f"aggregates/submission_date={DAY}/{n}" for n in ("_SUCCESS", "_report.json", location.name(part))])
+    # The sidecar is versioned like the data file and named in _SUCCESS.
     success = json.loads(s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", "_SUCCESS")))
+    sidecar = f"_flat-{success['version']}.parquet"
+    assert location.name(part) == f"part-{success['version']}-00000.parquet"
+    names = s3.keys("aggregates")
+    assert names == sorted([f"aggregates/submission_date={DAY}/{n}" for n in ("_SUCCESS", "_report.json", location.name(part), sidecar)])
     assert success["files"] == [location.name(part)] and success["report"] == s3_report
+    assert success["flat"]["file"] == sidecar
+    assert storage.published(root)[DAY].sidecar.file == s3.url("aggregates", f"submission_date={DAY}", sidecar)
+    local_sidecar = tmp_path / "out" / f"submission_date={DAY}" / "_flat.parquet"
+    assert s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", sidecar)) == local_sidecar.read_bytes()
+    check_sidecar(pq.read_table(io.BytesIO(local_bytes)), pq.read_table(local_sidecar), success["flat"]["keys"])
     assert json.loads(s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", "_report.json"))) == s3_report
 
     # The local _SUCCESS has the same format.
@@ -209,6 +218,15 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert over_s3.exit_code == 0, over_s3.output
     assert over_s3.stdout == run("sql", "--data", tmp_path / "out", "--format", "csv", query).stdout
     assert over_s3.stdout.count("\n") > 1
+    # ... reading the sidecar, on a fenced connection that allows it.
+    from crash_aggregates.sql import connect, plan, prepare
+
+    conn = connect(root)
+    try:
+        assert "crash_aggregates_wide" in plan(prepare(query), conn)
+        assert conn.sql(plan(prepare(query), conn)).fetchall() == conn.sql(prepare(query).duckdb_sql).fetchall()
+    finally:
+        conn.close()
     missing = run_process("sql", "--data", "s3://no-such-bucket-here/x", "SELECT 1 FROM crash_aggregates")
     assert missing.returncode == 1 and "s3://no-such-bucket-here" in missing.stderr
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
@@ -286,7 +304,8 @@ def test_killed_upload_leaves_previous_version_and_next_run_cleans(s3, tmp_path)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     partition = s3.keys(f"out/submission_date={DAY}")
-    assert len([k for k in partition if location.name(k).startswith("part-")]) == 2  # the killed run's file is there
+    assert len([k for k in partition if location.name(k).startswith("part-")]) == 2  # the killed run's files are there
+    assert len([k for k in partition if location.name(k).startswith("_flat-")]) == 2
     # ... but readers still get the previous version, data and report alike.
     assert storage.published_partitions(out) == {DAY: [old_file]}
     assert s3_rows(out) == old_rows
@@ -297,6 +316,9 @@ def test_killed_upload_leaves_previous_version_and_next_run_cleans(s3, tmp_path)
     [new_file] = storage.published_partitions(out)[DAY]
     assert new_file != old_file
     assert [k for k in s3.keys(f"out/submission_date={DAY}") if location.name(k).startswith("part-")] == [new_file.split("/", 3)[3]]
+    # The old version's sidecar and the killed run's are gone as well.
+    new_sidecar = storage.published(out)[DAY].sidecar.file
+    assert [k for k in s3.keys(f"out/submission_date={DAY}") if location.name(k).startswith("_flat-")] == [new_sidecar.split("/", 3)[3]]
     rows = s3_rows(out)
     assert {dict(d)["channel"] for _, d in rows} == {"beta"}
     assert storage.read_report(out, date(2016, 3, 5))["main_pings_processed"] == sum(s["ping_count"] for s in rows.values())
@@ -312,21 +334,24 @@ def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch
     body = s3.fs.cat_file(named)
     dead = s3.url("out", f"submission_date={DAY}", "part-20160101T000000000000Z-dead000-00000.parquet")
     orphan = s3.url("out", "submission_date=2016-03-01", "part-20160101T000000000000Z-dead000-00000.parquet")
-    for url in (dead, orphan):
+    dead_sidecar = s3.url("out", f"submission_date={DAY}", "_flat-20160101T000000000000Z-dead000.parquet")
+    named_sidecar = storage.published(out)[DAY].sidecar.file
+    for url in (dead, orphan, dead_sidecar):
         s3.fs.pipe_file(url, body)
-    assert storage.published_partitions(out) == {DAY: [named]}  # readers ignore both
+    assert storage.published_partitions(out) == {DAY: [named]}  # readers ignore them
+    assert storage.published(out)[DAY].sidecar.file == named_sidecar
 
     other = ("--min-submission-date", "2016-03-06", "--max-submission-date", "2016-03-06", "--workers", "1")
     result = run("run", "--input", s3.url("in"), "--output", out, *other)
     assert result.exit_code == 0, result.output
-    assert s3.fs.exists(dead) and s3.fs.exists(orphan)  # too recent: may belong to a run still uploading
+    assert s3.fs.exists(dead) and s3.fs.exists(orphan) and s3.fs.exists(dead_sidecar)  # too recent: may belong to a run still uploading
     monkeypatch.setattr(storage, "LEFTOVER_AGE", timedelta(0))
     result = run("run", "--input", s3.url("in"), "--output", out, *other)
     assert result.exit_code == 0, result.output
     assert "left behind by an interrupted run" in result.output
-    assert not s3.fs.exists(dead) and not s3.fs.exists(orphan)
+    assert not s3.fs.exists(dead) and not s3.fs.exists(orphan) and not s3.fs.exists(dead_sidecar)
     assert storage.published_partitions(out) == {DAY: [named], "2016-03-06": storage.published_partitions(out)["2016-03-06"]}
-    assert s3.fs.exists(named)
+    assert s3.fs.exists(named) and s3.fs.exists(named_sidecar)
 
 
 def test_published_partitions_on_s3(s3):
@@ -445,7 +470,7 @@ def test_documented_minimal_policy_is_enough(s3, tmp_path, monkeypatch):
         result = run("run", "--input", s3.url("pings"), "--output", s3.url("aggregates"), *DATES, "--workers", "1")
         assert result.exit_code == 0, result.output
         assert "warning" not in result.output
-    assert len(s3.keys("aggregates")) == 3
+    assert len(s3.keys("aggregates")) == 4  # _SUCCESS, _report.json, the data file and the sidecar
     assert sum(s["ping_count"] for s in s3_rows(s3.url("aggregates")).values()) == sum(1 for i in range(100) if i % 9)
     # ... and no more than that.
     with pytest.raises(location.StorageError, match="access denied"):
@@ -460,7 +485,7 @@ def test_documented_minimal_policy_is_enough(s3, tmp_path, monkeypatch):
     [old] = storage.published_partitions(s3.url("aggregates"))[DAY]
     result = run("run", "--input", s3.url("pings"), "--output", s3.url("aggregates"), *DATES, "--workers", "1")
     assert result.exit_code == 0, result.output
-    assert "warning: 2016-03-05: could not delete 1 old file(s)" in result.output and "AccessDenied" in result.output
+    assert "warning: 2016-03-05: could not delete 2 old file(s)" in result.output and "AccessDenied" in result.output
     [new] = storage.published_partitions(s3.url("aggregates"))[DAY]
     assert new != old and s3.fs.exists(old)
 

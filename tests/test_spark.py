@@ -19,11 +19,12 @@ import textwrap
 from datetime import date
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 
 from crash_aggregates.engines import EngineError
-from helpers import SHARED, read_partition, read_report, run, run_process, write_day
+from helpers import SHARED, check_sidecar, read_partition, read_report, run, run_process, write_day
 
 DAYS = ["2016-03-05", "2016-03-06", "2016-03-07"]
 REQUIRE_SPARK = os.environ.get("CRASH_AGGREGATES_REQUIRE_SPARK") == "1"
@@ -250,8 +251,13 @@ def test_spark_partitions_equal_embedded(spark_out, embedded_out):
         assert_same_reports(report, expected)
         assert report["engine"] == "spark" and expected["engine"] == "embedded"
         assert report["workers"] == 2  # local[2]
-        names = sorted(p.name for p in (spark_out / f"submission_date={day}").iterdir())
-        assert names == ["_SUCCESS", "_report.json", "part-00000.parquet"]
+        folder = spark_out / f"submission_date={day}"
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == ["_SUCCESS", "_flat.parquet", "_report.json", "part-00000.parquet"]
+        # The flat sidecar: the same rows as the Spark engine's part file, named in its _SUCCESS.
+        success = json.loads((folder / "_SUCCESS").read_text())
+        assert success["flat"]["file"] == "_flat.parquet"
+        check_sidecar(pq.read_table(folder / "part-00000.parquet"), pq.read_table(folder / "_flat.parquet"), success["flat"]["keys"])
     assert sorted(p.name for p in spark_out.iterdir()) == [f"submission_date={d}" for d in DAYS]
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import crash_aggregates
 from crash_aggregates.cli import cli
-from sqldata import ROWS, corrupt_dataset, dataset, original_queries, ratio  # noqa: F401  (fixtures)
+from sqldata import ROWS, add_corrupt_sidecar, corrupt_dataset, dataset, original_queries, ratio  # noqa: F401  (fixtures)
 
 
 def sql(*args, input=None):
@@ -164,11 +164,29 @@ def test_an_empty_dataset_has_an_empty_table(tmp_path):
         "submission_date IN (DATE '2016-03-14', DATE '2016-03-15')",
     ],
 )
-def test_a_filter_on_submission_date_does_not_open_other_partitions(corrupt_dataset, where):  # noqa: F811
-    result = sql("--data", str(corrupt_dataset), "--format", "csv", f"SELECT count(*) AS n FROM crash_aggregates WHERE {where}")
+@pytest.mark.parametrize("what", ["count(*)", "sum(stats['usage_hours'])"])  # the second one reads the sidecars where there are
+def test_a_filter_on_submission_date_does_not_open_other_partitions(corrupt_dataset, where, what):  # noqa: F811
+    result = sql("--data", str(corrupt_dataset), "--format", "csv", f"SELECT {what} AS n FROM crash_aggregates WHERE {where}")
     assert result.exit_code == 0, result.output
-    n = sum(1 for r in ROWS if r["submission_date"] == "2016-03-15" or ("2016-03-14" in where and r["submission_date"] == "2016-03-14") or ("<" in where or "IN" in where) and r["submission_date"] == "2016-03-14")
+    days = {"2016-03-15"} | ({"2016-03-14"} if "2016-03-14" in where or "<" in where or "IN" in where else set())
+    rows = [r for r in ROWS if r["submission_date"] in days]
+    n = len(rows) if what == "count(*)" else sum(r["stats"]["usage_hours"] for r in rows)
     assert csv_rows(result.stdout) == [["n"], [str(n)]]
+
+
+def test_a_corrupt_sidecar_only_disturbs_the_queries_that_read_it(dataset, tmp_path):  # noqa: F811
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    add_corrupt_sidecar(root, "2016-03-17")
+    # The maps of the part files answer queries without subscripts; a filter keeps the sidecar unread.
+    result = sql("--data", str(root), "--format", "csv", "SELECT count(*) AS n FROM crash_aggregates")
+    assert csv_rows(result.stdout) == [["n"], [str(len(ROWS) + 1)]]
+    pruned = "SELECT count(dimensions['channel']) AS n FROM crash_aggregates WHERE submission_date < DATE '2016-03-17'"
+    assert csv_rows(sql("--data", str(root), "--format", "csv", pruned).stdout) == [["n"], [str(len(ROWS))]]
+    message = one_line_error(sql("--data", str(root), "SELECT count(dimensions['channel']) FROM crash_aggregates"), code=1)
+    assert message.startswith("Error: the query failed:") and "submission_date=2016-03-17" in message and "_flat.parquet" in message
 
 
 def test_a_query_that_reads_a_corrupt_partition_fails_in_one_line(corrupt_dataset):  # noqa: F811
@@ -268,6 +286,8 @@ ERRORS = [
     ("SELECT stats['usage_hours') FROM crash_aggregates", "line 1, column 27: found ')' but the '[' opened at line 1, column 13 is still open"),
     ("SELECT 'abc FROM crash_aggregates", "line 1, column 8: the string starting with ' is never closed"),
     ("SELECT channel FROM crash_aggregates", "unknown column channel at line 1, column 8; columns here: activity_date, dimensions, stats, submission_date"),
+    # the same with a subscript that the flat sidecars answer: the message does not show their columns
+    ("SELECT channel, dimensions['os_name'] FROM crash_aggregates", "unknown column channel at line 1, column 8; columns here: activity_date, dimensions, stats, submission_date"),
     ("WITH t AS (SELECT 1 AS a, 2 AS b) SELECT c FROM t", "unknown column c at line 1, column 42; columns here: a, b"),
     ("SELECT sum_of(stats['usage_hours']) FROM crash_aggregates", "unknown function sum_of() at line 1, column 8"),
     ("SELECT count(*) FROM aggregates", "unknown table aggregates at line 1, column 22: the table is crash_aggregates"),

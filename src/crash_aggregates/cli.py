@@ -123,9 +123,10 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
 
     Every date from --min-submission-date to --max-submission-date is read from
     INPUT/submission_date=YYYY-MM-DD/ and written to
-    OUTPUT/submission_date=YYYY-MM-DD/ (part-*.parquet, _report.json, then
-    _SUCCESS). A partition is replaced atomically: a run that dies leaves the
-    previous version in place.
+    OUTPUT/submission_date=YYYY-MM-DD/ (part-*.parquet, the flat sidecar
+    _flat.parquet that makes queries fast, _report.json, then _SUCCESS). A
+    partition is replaced atomically: a run that dies leaves the previous
+    version in place.
 
     INPUT and OUTPUT may be s3://bucket/prefix URLs (the s3 extra), with
     credentials from the standard AWS chain and the endpoint from [s3]

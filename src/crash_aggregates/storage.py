@@ -2,18 +2,25 @@
 
 The output root is a local folder or an ``s3://bucket/prefix`` URL
 (``location.py``). A partition is ``<root>/submission_date=YYYY-MM-DD/``
-holding ``part-*.parquet``, ``_report.json`` and ``_SUCCESS``.
+holding ``part-*.parquet``, the flat sidecar ``_flat*.parquet`` (the same
+rows with one plain column per map key, for fast queries: ``flat.py``),
+``_report.json`` and ``_SUCCESS``.
 
 ``_SUCCESS`` is written last and is the partition's manifest, the same small
 JSON document on a local disk and on S3::
 
     {"files": ["part-....parquet"], "submission_date": "2016-03-05",
-     "version": "<run id>", "report": {... the _report.json of this version ...}}
+     "version": "<run id>", "report": {... the _report.json of this version ...},
+     "flat": {"file": "_flat....parquet", "keys": {"dimensions": [...], "stats": [...]}}}
 
 A reader of this project sees a partition only when it has ``_SUCCESS`` and
 reads exactly the files it names (an empty ``_SUCCESS``, as Hadoop writes,
 means every ``part-*.parquet`` file of the folder), and takes the report from
 it (:func:`read_report`), so data and report always belong to one version.
+``files`` lists the data files only: they alone are SPEC's layout, and what
+a table definition or manifest for another engine should list. The sidecar
+is named under ``flat``; partitions published before sidecars existed have
+no ``flat`` entry, and readers then use the part files alone.
 
 Local disk: a new version is written into a hidden sibling folder and
 swapped in with one ``renameat2(RENAME_EXCHANGE)`` call, so a reader sees the
@@ -21,19 +28,19 @@ old version or the new one, never a mix, and a run killed at any point leaves
 the old version complete. Hidden folders (leading ``.``) are skipped by Hive,
 Spark, Trino and DuckDB globs alike; a later run removes the ones a dead run
 left behind (:func:`clean_staging`). Data files keep the name
-``part-00000.parquet``.
+``part-00000.parquet``, the sidecar ``_flat.parquet``.
 
 S3 (no rename there): every run is a version with its own file names,
-``part-<version>-00000.parquet``, where the version is the run's UTC start
-time and a random suffix. Publishing is
+``part-<version>-00000.parquet`` and ``_flat-<version>.parquet``, where the
+version is the run's UTC start time and a random suffix. Publishing is
 
-1. upload the data files (new names: nothing a reader uses changes);
+1. upload the data files and the sidecar (new names: nothing a reader uses changes);
 2. upload ``_report.json`` (a copy for people and external tools);
 3. upload ``_SUCCESS`` naming the new files: the commit point. A PUT of one
    object is atomic, so a reader gets either the old manifest or the new one;
-4. delete the data files that ``_SUCCESS`` does not name and that are not
-   newer than this run's first file: the previous version, and what killed
-   runs left.
+4. delete the data files and sidecars that ``_SUCCESS`` does not name and
+   that are not newer than this run's first file: the previous version, and
+   what killed runs left.
 
 A run killed before step 3 leaves the previous ``_SUCCESS`` and its files
 untouched (its own uploads are unnamed leftovers); one killed after it has
@@ -58,6 +65,8 @@ watchdog):
   file is a ``Path`` under a local root and an ``s3://bucket/key`` string
   under an S3 root; ``str(file)`` is what DuckDB's ``read_parquet`` and
   pyarrow take (the Hive folder gives ``submission_date``);
+  :func:`published` returns the same as :class:`Partition` objects, which
+  also give the partition's :class:`Sidecar` (or None);
 - DuckDB reads the S3 ones once :func:`register_duckdb` has given the
   connection this project's S3 filesystem (fsspec; no httpfs extension, no
   separate credentials: the same AWS chain and endpoint as the job). Call it
@@ -81,13 +90,14 @@ import shutil
 import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import location
+from . import flat, location
 from .location import StorageError, is_s3, s3_errors
 
 SUCCESS = "_SUCCESS"
@@ -184,9 +194,17 @@ def new_version() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:7]}"
 
 
-def success_document(day: date, files: list[str], version: str, report: dict) -> dict:
-    """The content of ``_SUCCESS``: the files and the report of one version."""
-    return {"files": files, "submission_date": day.isoformat(), "version": version, "report": report}
+def success_document(day: date, files: list[str], version: str, report: dict, sidecar: dict | None = None) -> dict:
+    """The content of ``_SUCCESS``: the files, the report and the sidecar (``flat.manifest``) of one version."""
+    doc = {"files": files, "submission_date": day.isoformat(), "version": version, "report": report}
+    if sidecar is not None:
+        doc["flat"] = sidecar
+    return doc
+
+
+def _write_parquet(table: pa.Table, where) -> None:
+    """Write a part file or a sidecar (a path or a writable buffer)."""
+    pq.write_table(table, where, compression="snappy")
 
 
 def _exchange(a: str, b: str) -> bool:
@@ -244,11 +262,14 @@ def publish_partition(
     staging = root / f"{STAGING_PREFIX}{partition_name(day)}-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
-        part = "part-00000.parquet"
-        pq.write_table(table, staging / part, compression="snappy")
+        part, sidecar = "part-00000.parquet", flat.file_name()
+        _write_parquet(table, staging / part)
+        flat_rows, keys = flat.flat_table(table)
+        _write_parquet(flat_rows, staging / sidecar)
         _write_json(staging / REPORT, report)
         _test_pause()
-        _write_json(staging / SUCCESS, success_document(day, [part], new_version(), report))
+        doc = success_document(day, [part], new_version(), report, flat.manifest(sidecar, keys))
+        _write_json(staging / SUCCESS, doc)
         _fsync_dir(staging)
         if final.exists():
             if not _exchange(str(staging), str(final)):
@@ -295,7 +316,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")
+    _write_parquet(table, sink)
     return sink.getvalue().to_pybytes()
 
 
@@ -303,18 +324,21 @@ def _publish_s3(root: str, day: date, table: pa.Table, report: dict, warn: WarnF
     fs = location.s3_filesystem()
     folder = location.join(root, partition_name(day))
     version = new_version()
-    files = [f"part-{version}-00000.parquet"]
-    body = _parquet_bytes(table)
+    files, sidecar = [f"part-{version}-00000.parquet"], flat.file_name(version)
+    flat_rows, keys = flat.flat_table(table)
+    bodies = {files[0]: _parquet_bytes(table), sidecar: _parquet_bytes(flat_rows)}
+    doc = success_document(day, files, version, report, flat.manifest(sidecar, keys))
     uploaded: list[str] = []
     committing = False
     try:
         with s3_errors(folder, "publish to"):
-            fs.pipe_file(location.join(folder, files[0]), body)
-            uploaded.append(files[0])
+            for name, body in bodies.items():
+                fs.pipe_file(location.join(folder, name), body)
+                uploaded.append(name)
             fs.pipe_file(location.join(folder, REPORT), _json_bytes(report))
             _test_pause()
             committing = True
-            fs.pipe_file(location.join(folder, SUCCESS), _json_bytes(success_document(day, files, version, report)))
+            fs.pipe_file(location.join(folder, SUCCESS), _json_bytes(doc))
     except BaseException:
         # Before the commit point our files are unnamed: remove them. If the
         # _SUCCESS upload itself failed it may still have landed, so they stay
@@ -337,20 +361,21 @@ def _publish_s3(root: str, day: date, table: pa.Table, report: dict, warn: WarnF
     stale = [
         n
         for n, info in listing.items()
-        if _is_data_name(n) and n not in files and info.get("LastModified") is not None and info["LastModified"] <= since
+        if _is_data_name(n) and n not in bodies and info.get("LastModified") is not None and info["LastModified"] <= since
     ]
     _delete(fs, folder, sorted(stale), warn)
     return folder
 
 
 def _is_data_name(name: str) -> bool:
-    return name.startswith("part-")
+    """Files of a version, which a replace or the cleanup deletes when unnamed: data files and sidecars."""
+    return name.startswith("part-") or flat.is_file_name(name)
 
 
 def _delete(fs, folder: str, names: list[str], warn: WarnFn) -> list[str]:
     """Delete objects of one folder; returns the names deleted, warns about the rest.
 
-    One DeleteObject request per file (a partition has one or two to delete):
+    One DeleteObject request per file (a partition has a few to delete):
     unlike the batch DeleteObjects it needs no Content-MD5 or checksum header,
     which some S3-compatible stores reject, and each refusal is reported.
     """
@@ -374,11 +399,11 @@ def _delete(fs, folder: str, names: list[str], warn: WarnFn) -> list[str]:
 def _clean_s3(root: str, warn: WarnFn | None) -> list[str]:
     fs = location.s3_filesystem()
     partitions = _partitions(root, location.list_objects(root))
-    named = _read_markers(fs, root, partitions)
+    manifests = _read_markers(fs, root, partitions)
     cutoff = datetime.now(timezone.utc) - LEFTOVER_AGE
     removed = []
     for part, objects in sorted(partitions.items()):
-        keep = named.get(part)
+        keep = manifests[part].names() if part in manifests else None
         stale = [
             n
             for n, info in objects.items()
@@ -416,8 +441,8 @@ def _partitions(root: str, listing: dict) -> dict[str, dict[str, dict]]:
     return found
 
 
-def _read_markers(fs, root: str, partitions: dict[str, dict[str, dict]]) -> dict[str, list[str] | None]:
-    """The names each partition's _SUCCESS gives (None: every part file; absent: no _SUCCESS)."""
+def _read_markers(fs, root: str, partitions: dict[str, dict[str, dict]]) -> dict[str, _Manifest]:
+    """What each partition's _SUCCESS names (an empty one: every part file; absent: no _SUCCESS)."""
     paths = {location.join(root, part, SUCCESS): part for part, objects in partitions.items() if SUCCESS in objects}
     if not paths:
         return {}
@@ -432,27 +457,64 @@ def _read_markers(fs, root: str, partitions: dict[str, dict[str, dict]]) -> dict
             continue  # deleted since the listing
         if isinstance(text, BaseException):
             raise location.storage_error(path if is_s3(path) else location.S3_SCHEME + path, text, "read")
-        names = _marker_names(text)
-        named[part] = names if names is not None else sorted(n for n in partitions[part] if _is_part_file(n))
+        manifest = _manifest(text)
+        if manifest.files is None:
+            manifest = _Manifest(sorted(n for n in partitions[part] if _is_part_file(n)), None)
+        named[part] = manifest
     return named
 
 
 # -- reading -------------------------------------------------------------------
 
 
-def _marker_names(text: bytes | str) -> list[str] | None:
-    """The safe file names a _SUCCESS document gives; None for an empty (Hadoop) marker."""
+@dataclass(frozen=True)
+class Sidecar:
+    """A partition's flat sidecar (``flat.py``): its file, and the map keys it has a column for."""
+
+    file: Path | str
+    keys: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A published partition: the data files its ``_SUCCESS`` names, and its sidecar if it names one."""
+
+    files: list[Path] | list[str]
+    sidecar: Sidecar | None = None
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    """What a _SUCCESS document names: data files (None: an empty Hadoop marker) and the sidecar."""
+
+    files: list[str] | None
+    sidecar: tuple[str, dict[str, tuple[str, ...]]] | None
+
+    def names(self) -> list[str]:
+        """Every file of the version: the data files and the sidecar."""
+        return [*(self.files or []), *([self.sidecar[0]] if self.sidecar else [])]
+
+    def partition(self, join: Callable[[str], Path | str]) -> Partition:
+        """The Partition, with ``join`` making a file name a Path or URL."""
+        sidecar = Sidecar(join(self.sidecar[0]), self.sidecar[1]) if self.sidecar else None
+        return Partition([join(n) for n in self.files or []], sidecar)
+
+
+def _manifest(text: bytes | str) -> _Manifest:
+    """The safe file names a _SUCCESS document gives (None for an empty Hadoop marker) and its sidecar."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    names = None
+    doc = None
     if text.strip():
         try:
-            names = json.loads(text).get("files")
-        except (ValueError, AttributeError):
-            names = None
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+    names = doc.get("files") if isinstance(doc, dict) else None
     if not isinstance(names, list):
-        return None
-    return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
+        return _Manifest(None, None)
+    files = [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
+    return _Manifest(files, flat.read_manifest(doc.get("flat")))
 
 
 def _is_part_file(name: str) -> bool:
@@ -465,25 +527,30 @@ def success_files(partition: str | os.PathLike) -> list[Path] | list[str] | None
     ``partition`` is a local folder (files are Paths) or an S3 URL (files are
     ``s3://`` URLs).
     """
+    found = published_partition(partition)
+    return found.files if found is not None else None
+
+
+def published_partition(partition: str | os.PathLike) -> Partition | None:
+    """What the ``_SUCCESS`` of a partition folder (local or S3 URL) names; None if it is not published."""
     if is_s3(partition):
         partition = location.normalize(partition)
         text = _read_s3_text(location.join(partition, SUCCESS))
         if text is None:
             return None
-        names = _marker_names(text)
-        if names is None:
-            names = sorted(n for n in _children(partition) if _is_part_file(n))
-        return [location.join(partition, n) for n in names]
+        manifest = _manifest(text)
+        if manifest.files is None:  # a Hadoop-style empty marker: every part file counts
+            return Partition([location.join(partition, n) for n in sorted(n for n in _children(partition) if _is_part_file(n))])
+        return manifest.partition(lambda name: location.join(partition, name))
     partition = Path(partition)
-    marker = partition / SUCCESS
     try:
-        text = marker.read_text(encoding="utf-8")
+        text = (partition / SUCCESS).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    names = _marker_names(text)
-    if names is None:  # a Hadoop-style empty marker: every part file counts
-        return sorted(p for p in partition.glob("part-*.parquet"))
-    return [partition / n for n in names]
+    manifest = _manifest(text)
+    if manifest.files is None:  # a Hadoop-style empty marker: every part file counts
+        return Partition(sorted(partition.glob("part-*.parquet")))
+    return manifest.partition(lambda name: partition / name)
 
 
 def _read_s3_text(url: str) -> bytes | None:
@@ -507,13 +574,18 @@ def published_partitions(root: str | os.PathLike) -> dict[str, list[Path] | list
     nothing is under the prefix; StorageError if the bucket or the store
     cannot be used.
     """
+    return {day: partition.files for day, partition in published(root).items()}
+
+
+def published(root: str | os.PathLike) -> dict[str, Partition]:
+    """``{"YYYY-MM-DD": Partition}`` for every partition that has ``_SUCCESS`` (see :func:`published_partitions`)."""
     if is_s3(root):
         root = location.normalize(root)
         partitions = _partitions(root, location.list_objects(root))
-        named = _read_markers(location.s3_filesystem(), root, partitions)
+        manifests = _read_markers(location.s3_filesystem(), root, partitions)
         return {
-            PARTITION_RE.match(part).group(1): [location.join(root, part, n) for n in named[part]]
-            for part in sorted(named)
+            PARTITION_RE.match(part).group(1): manifests[part].partition(lambda name, part=part: location.join(root, part, name))
+            for part in sorted(manifests)
         }
     root = Path(root)
     found = {}
@@ -522,9 +594,9 @@ def published_partitions(root: str | os.PathLike) -> dict[str, list[Path] | list
     for entry in sorted(root.iterdir()):
         m = PARTITION_RE.match(entry.name)
         if m and entry.is_dir():
-            files = success_files(entry)
-            if files is not None:
-                found[m.group(1)] = files
+            partition = published_partition(entry)
+            if partition is not None:
+                found[m.group(1)] = partition
     return found
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .errors import EXIT_FAILED, EXIT_INVALID, QueryError
 
-__all__ = ["connect", "query", "prepare", "run", "Prepared", "QueryError", "EXIT_FAILED", "EXIT_INVALID", "DIALECTS"]
+__all__ = ["connect", "query", "prepare", "plan", "run", "Prepared", "QueryError", "EXIT_FAILED", "EXIT_INVALID", "DIALECTS"]
 
 DIALECTS = ("presto", "duckdb")
 
@@ -32,6 +32,8 @@ class Prepared:
     tokens: list = field(default_factory=list, repr=False)
     #: Column names the statement can see (for "unknown column" messages).
     names: set = field(default_factory=set, repr=False)
+    #: The statement's tree in DuckDB form (what ``duckdb_sql`` was written from).
+    tree: object = field(default=None, repr=False)
 
 
 def prepare(sql: str, dialect: str = "presto") -> Prepared:
@@ -53,7 +55,7 @@ def prepare(sql: str, dialect: str = "presto") -> Prepared:
         from .presto import generate
 
         duck = generate(tree)
-    return Prepared(sql=sql, dialect=dialect, duckdb_sql=duck, tokens=tokens, names=names)
+    return Prepared(sql=sql, dialect=dialect, duckdb_sql=duck, tokens=tokens, names=names, tree=tree)
 
 
 def connect(path, *, fenced: bool = True):
@@ -69,6 +71,16 @@ def connect(path, *, fenced: bool = True):
     return open_connection(path, fenced=fenced)
 
 
+def plan(prepared: Prepared, conn) -> str:
+    """The DuckDB SQL to run on ``conn``: reading the flat sidecars' columns where the query allows it."""
+    from .accelerate import accelerate
+    from .engine import flat_columns
+    from .presto import generate
+
+    fast = accelerate(prepared.tree, flat_columns(conn)) if prepared.tree is not None else None
+    return generate(fast) if fast is not None else prepared.duckdb_sql
+
+
 def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
     """Run a prepared statement; a context manager yielding a streaming Result."""
     from .engine import check_statement, execute
@@ -76,8 +88,20 @@ def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
     own = conn is None
     if own:
         conn = connect(path)
-    check_statement(conn, prepared.duckdb_sql)
-    return _Run(conn, own, execute(conn, prepared.duckdb_sql, timeout=timeout, sql=prepared.sql, tokens=prepared.tokens, names=prepared.names))
+    try:
+        duck_sql = plan(prepared, conn)
+        check_statement(conn, prepared.duckdb_sql)
+        if duck_sql != prepared.duckdb_sql:
+            check_statement(conn, duck_sql)
+    except BaseException:
+        if own:
+            conn.close()
+        raise
+    # Should DuckDB refuse the rewritten query, the query as written runs: its
+    # answer is the same, and so are its error messages.
+    fallback = prepared.duckdb_sql if duck_sql != prepared.duckdb_sql else None
+    return _Run(conn, own, execute(conn, duck_sql, timeout=timeout, sql=prepared.sql, tokens=prepared.tokens,
+                                   names=prepared.names, fallback=fallback))
 
 
 class _Run:

@@ -1,27 +1,40 @@
-"""The DuckDB side: the ``crash_aggregates`` view, the engine fence, time limit, streaming.
+"""The DuckDB side: the ``crash_aggregates`` views, the engine fence, time limit, streaming.
 
 The view reads exactly the data files that the ``_SUCCESS`` markers of the
-published partitions name (``storage.published_partitions``), with
-``submission_date`` taken from the Hive partition folder as a DATE, so
-DuckDB prunes partitions on it: a filter on ``submission_date`` never opens
-the files of other partitions. The first file of the list is an empty
-Parquet file with the project's schema (in a private temporary folder), so
-binding the view never depends on a data file: a corrupt file in one
-partition only disturbs the queries that read that partition.
+published partitions name (``storage.published``), with ``submission_date``
+taken from the Hive partition folder as a DATE, so DuckDB prunes partitions
+on it: a filter on ``submission_date`` never opens the files of other
+partitions. The first file of the list is an empty Parquet file with the
+project's schema (in a private temporary folder), so binding the view never
+depends on a data file: a corrupt file in one partition only disturbs the
+queries that read that partition.
 
-Once the view exists the connection is fenced: external access off (only
-the data files themselves are allowed), extension loading off, the
-configuration locked.
+A second, internal view, ``crash_aggregates_wide``, has the same rows and
+columns plus one flat column per map key that some partition's sidecar has
+(``crash_aggregates.flat``): it reads the sidecars, and computes the same
+columns from the maps for the partitions that have none (published before
+sidecars existed). Queries use it through ``accelerate.py``; ``*`` and the
+table as users see it stay ``crash_aggregates``. Sidecars with the same keys
+are read together, each group behind its own empty schema file, so binding
+this view opens no data file either, and a key that a group lacks is NULL
+there, as the map's subscript is.
+
+Once the views exist the connection is fenced: external access off (only
+the data files and sidecars themselves are allowed), extension loading off,
+the configuration locked.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import re
 import shutil
 import tempfile
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -30,97 +43,174 @@ from .errors import EXIT_FAILED, EXIT_INVALID, QueryError, at
 DEFAULT_TIMEOUT = 60.0
 BATCH_ROWS = 8192
 _GLOB_CHARS = set("*?[]{}")
+#: The internal view with the flat columns (accelerate.py points queries at it).
+WIDE = "crash_aggregates_wide"
 
 _schema_dir: Path | None = None
 _schema_lock = threading.Lock()
 
 
-def schema_file() -> Path:
-    """An empty Parquet file with the aggregates' schema, made once per process."""
+def schema_file(keys: dict[str, tuple[str, ...]] | None = None) -> Path:
+    """An empty Parquet file with the aggregates' schema, or a sidecar's with these keys; made once per process."""
     global _schema_dir
+    import pyarrow.parquet as pq
+
+    from .. import flat
+    from ..storage import SCHEMA
+
+    name = "aggregates"
+    if keys is not None:
+        name = "flat-" + hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
     with _schema_lock:
         if _schema_dir is None or not _schema_dir.exists():
-            import pyarrow.parquet as pq
-
-            from ..storage import SCHEMA
-
             _schema_dir = Path(tempfile.mkdtemp(prefix="crash-aggregates-schema-"))
             atexit.register(shutil.rmtree, _schema_dir, True)
-            folder = _schema_dir / "submission_date=1970-01-01"
-            folder.mkdir()
-            pq.write_table(SCHEMA.empty_table(), folder / "empty.parquet")
-        return _schema_dir / "submission_date=1970-01-01" / "empty.parquet"
+        path = _schema_dir / name / "submission_date=1970-01-01" / "empty.parquet"
+        if not path.exists():
+            path.parent.mkdir(parents=True)
+            schema = SCHEMA if keys is None else flat.schema(SCHEMA, keys)
+            pq.write_table(schema.empty_table(), path)
+        return path
 
 
-def data_files(path) -> list[str]:
-    """Absolute paths of the files of every published partition under ``path``."""
+@dataclass
+class Dataset:
+    """The files the views read: every data file, and the sidecars where partitions have them."""
+
+    #: The data files of every partition: the ``crash_aggregates`` view.
+    files: list[str] = field(default_factory=list)
+    #: ``(sidecar, its keys per map)`` of the partitions that have a sidecar.
+    sidecars: list[tuple[str, dict[str, tuple[str, ...]]]] = field(default_factory=list)
+    #: The data files of the partitions without a sidecar.
+    plain: list[str] = field(default_factory=list)
+
+
+def read_dataset(path) -> Dataset:
+    """What is published under ``path``, as DuckDB reads it (absolute paths, or ``s3://`` URLs)."""
     from .. import location
-    from ..storage import published_partitions
+    from ..storage import published
 
-    if location.is_s3(path):
-        # The URLs are kept as they are: DuckDB reads them through the
-        # project's own S3 filesystem (storage.register_duckdb).
-        try:
-            partitions = published_partitions(path)
-        except location.StorageError as e:
-            raise QueryError(str(e), EXIT_FAILED) from None
-        files = [f for names in partitions.values() for f in names]
-        if bad := next((f for f in files if _GLOB_CHARS & set(f)), None):
-            raise QueryError(f"cannot read {bad}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern")
-        return files
-    root = Path(path)
-    if not root.is_dir():
-        raise QueryError(f"no dataset at {path}: not a folder (pass --data PATH or set [data] output in the config)")
-    files = []
     try:
-        partitions = published_partitions(root)
+        partitions = published(path if location.is_s3(path) else _local_root(path))
+    except location.StorageError as e:
+        raise QueryError(str(e), EXIT_FAILED) from None
     except OSError as e:
         raise QueryError(f"cannot read the dataset at {path}: {e.strerror or e}", EXIT_FAILED) from None
-    for day, names in partitions.items():
-        for f in names:
-            if not Path(f).is_file():
+    dataset = Dataset()
+    for day, partition in partitions.items():
+        for f in partition.files:
+            if not _exists(f):
                 raise QueryError(
                     f"the dataset is damaged: the _SUCCESS of partition {day} names {Path(f).name}, "
                     "which is missing (re-run that date)",
                     EXIT_FAILED,
                 )
-            f = str(Path(f).resolve())
-            if _GLOB_CHARS & set(f):
-                raise QueryError(f"cannot read {f}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern")
-            files.append(f)
-    return files
+        files = [_duckdb_path(f) for f in partition.files]
+        dataset.files += files
+        sidecar = partition.sidecar
+        if sidecar is not None and _exists(sidecar.file):
+            dataset.sidecars.append((_duckdb_path(sidecar.file), sidecar.keys))
+        else:  # none, or a missing one (it is only a copy): the maps answer, only slower
+            dataset.plain += files
+    return dataset
+
+
+def _local_root(path) -> Path:
+    root = Path(path)
+    if not root.is_dir():
+        raise QueryError(f"no dataset at {path}: not a folder (pass --data PATH or set [data] output in the config)")
+    return root
+
+
+def _exists(file) -> bool:
+    """Whether a local file is there; S3 files are not checked (that would cost a request each)."""
+    from .. import location
+
+    return location.is_s3(file) or Path(file).is_file()
+
+
+def _duckdb_path(file) -> str:
+    """A file as DuckDB is to read it: an absolute path, or the ``s3://`` URL as it is.
+
+    On S3, DuckDB reads the URL through the project's own S3 filesystem
+    (``storage.register_duckdb``).
+    """
+    from .. import location
+
+    text = str(file) if location.is_s3(file) else str(Path(file).resolve())
+    if _GLOB_CHARS & set(text):
+        raise QueryError(f"cannot read {text}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern")
+    return text
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def view_sql(files: list[str]) -> str:
+def _identifier(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _read_parquet(files: list[str]) -> str:
     listing = ", ".join(_literal(f) for f in files)
-    return (
-        "CREATE VIEW crash_aggregates AS "
-        "SELECT submission_date, activity_date, dimensions, stats "
-        f"FROM read_parquet([{listing}], hive_partitioning = true, "
-        "hive_types = {'submission_date': DATE})"
-    )
+    return f"read_parquet([{listing}], hive_partitioning = true, hive_types = {{'submission_date': DATE}})"
+
+
+_COLUMNS = "submission_date, activity_date, dimensions, stats"
+
+
+def view_sql(files: list[str]) -> str:
+    """The ``crash_aggregates`` view over the data files (the first one an empty schema file)."""
+    return f"CREATE VIEW crash_aggregates AS SELECT {_COLUMNS} FROM {_read_parquet(files)}"
+
+
+def wide_view_sql(dataset: Dataset) -> tuple[str | None, list[str]]:
+    """The ``crash_aggregates_wide`` view and the schema files it reads; None when no partition has a sidecar."""
+    from .. import flat
+    from .presto import MAP_VALUE_TYPES
+
+    keys = {m: flat.usable_keys({k for _, found in dataset.sidecars for k in found[m]}) for m in flat.MAPS}
+    columns = [(m, k, flat.column_name(m, k)) for m in flat.MAPS for k in keys[m]]
+    if not columns:
+        return None, []
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    for sidecar, found in dataset.sidecars:
+        groups.setdefault(json.dumps(found, sort_keys=True), (found, []))[1].append(sidecar)
+    branches, schemas = [], []
+    for found, sidecars in groups.values():
+        schemas.append(str(schema_file(found)))
+        # A key this group has no column for is in none of its partitions: NULL, as the map says.
+        picked = [
+            _identifier(name) if k in found[m] else f"CAST(NULL AS {MAP_VALUE_TYPES[m].upper()}) AS {_identifier(name)}"
+            for m, k, name in columns
+        ]
+        branches.append(f"SELECT {_COLUMNS}, {', '.join(picked)} FROM {_read_parquet([schemas[-1], *sidecars])}")
+    if dataset.plain:
+        computed = [f"{m}[{_literal(k)}] AS {_identifier(name)}" for m, k, name in columns]
+        branches.append(f"SELECT {_COLUMNS}, {', '.join(computed)} FROM {_read_parquet([str(schema_file()), *dataset.plain])}")
+    return f"CREATE VIEW {WIDE} AS " + " UNION ALL ".join(branches), schemas
 
 
 def open_connection(path, *, fenced: bool = True):
-    """A DuckDB connection with the ``crash_aggregates`` view of the dataset at ``path``."""
+    """A DuckDB connection with the ``crash_aggregates`` views of the dataset at ``path``."""
     import duckdb
 
     from ..storage import register_duckdb
 
-    files = data_files(path)
+    dataset = read_dataset(path)
     schema = str(schema_file())
+    wide, wide_schemas = wide_view_sql(dataset)
     conn = duckdb.connect(":memory:")
     try:
         conn.execute("SET enable_progress_bar = false")
         conn.execute("SET TimeZone = 'UTC'")
         register_duckdb(conn, path)
-        conn.execute(view_sql([schema, *files]))
+        conn.execute(view_sql([schema, *dataset.files]))
+        if wide is not None:
+            conn.execute(wide)
         if fenced:
-            allowed = ", ".join(_literal(f) for f in [schema, *files])
+            readable = [schema, *dataset.files, *wide_schemas, *(sidecar for sidecar, _ in dataset.sidecars)]
+            allowed = ", ".join(_literal(f) for f in readable)
             conn.execute(f"SET allowed_paths = [{allowed}]")
             conn.execute("SET enable_external_access = false")
             conn.execute("SET autoinstall_known_extensions = false")
@@ -133,6 +223,16 @@ def open_connection(path, *, fenced: bool = True):
         conn.close()
         raise
     return conn
+
+
+def flat_columns(conn) -> set[str]:
+    """The flat columns the connection's ``crash_aggregates_wide`` view has (none without sidecars)."""
+    from .fence import TABLE_COLUMNS
+
+    rows = conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ?", [WIDE]
+    ).fetchall()
+    return {name for (name,) in rows} - set(TABLE_COLUMNS)
 
 
 def check_statement(conn, duck_sql: str) -> None:
@@ -204,8 +304,13 @@ class Result:
 
 
 @contextmanager
-def execute(conn, duck_sql: str, *, timeout: float | None, sql: str = "", tokens=(), names=(), batch_rows: int = BATCH_ROWS):
-    """Run the query; yields a Result that streams record batches."""
+def execute(conn, duck_sql: str, *, timeout: float | None, sql: str = "", tokens=(), names=(),
+            batch_rows: int = BATCH_ROWS, fallback: str | None = None):
+    """Run the query; yields a Result that streams record batches.
+
+    ``fallback``: an equivalent query to run instead if DuckDB cannot bind
+    ``duck_sql`` (errors are then the fallback's).
+    """
 
     def explain(e: Exception) -> QueryError:
         return describe_error(e, sql, tokens, names)
@@ -214,7 +319,7 @@ def execute(conn, duck_sql: str, *, timeout: float | None, sql: str = "", tokens
     with _Deadline(conn, timeout) as deadline:
         try:
             try:
-                rel = conn.sql(duck_sql)
+                rel = _relation(conn, duck_sql, fallback, deadline)
                 if rel is None:
                     raise QueryError("the statement returned no result")
                 reader = rel.to_arrow_reader(batch_rows)
@@ -227,6 +332,19 @@ def execute(conn, duck_sql: str, *, timeout: float | None, sql: str = "", tokens
         finally:
             if reader is not None:
                 reader.close()
+
+
+def _relation(conn, duck_sql: str, fallback: str | None, deadline: _Deadline):
+    """DuckDB's relation for the query, or for the fallback if the query cannot be bound."""
+    import duckdb
+
+    try:
+        return conn.sql(duck_sql)
+    except duckdb.Error:
+        if fallback is None:
+            raise
+    deadline.check()
+    return conn.sql(fallback)
 
 
 # -- messages ------------------------------------------------------------------
