@@ -83,3 +83,10 @@ def check_sidecar(part, sidecar, keys: dict) -> None:
     assert sidecar.column_names[3:] == [c for c, _, _ in expected_columns]
     for column, name, key in expected_columns:
         assert sidecar.column(column).to_pylist() == [dict(r[name] or []).get(key) for r in rows], column
+
+
+def read_split_lines(split) -> list[bytes]:
+    """Every line of a split, for a pool of spawned processes (this module is importable there)."""
+    from crash_aggregates.sources import read_lines
+
+    return list(read_lines(split))

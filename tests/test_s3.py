@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ pytest.importorskip("moto")
 
 from crash_aggregates import location, storage  # noqa: E402
 from crash_aggregates.sources import list_input, plan_splits, read_lines  # noqa: E402
-from helpers import REPO, check_sidecar, read_partition, read_report, run, run_process, write_day  # noqa: E402
+from helpers import REPO, check_sidecar, read_split_lines, read_partition, read_report, run, run_process, write_day  # noqa: E402
 from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noqa: E402
 
 DAY = "2016-03-05"
@@ -251,10 +252,6 @@ def test_generate_to_s3_then_run_equals_local(s3, tmp_path):
     assert "Traceback" not in missing.stderr
 
 
-def _read_split(split) -> list[bytes]:
-    return list(read_lines(split))
-
-
 def test_s3_ranges_read_in_fresh_worker_processes(s3, tmp_path):
     """Splits of one object read in spawned processes (as Spark's workers would): each line once."""
     lines = [json.dumps({"n": i, "pad": "x" * (i % 97)}).encode() for i in range(4000)]
@@ -266,8 +263,10 @@ def test_s3_ranges_read_in_fresh_worker_processes(s3, tmp_path):
     assert all(f.path.startswith("s3://") for f in files)
     splits = plan_splits(files, 20000)
     assert len(splits) > 10
-    with mp.get_context("spawn").Pool(2) as pool:
-        got = pool.map(_read_split, splits)
+    # The function lives in helpers (on the spawned children's path however pytest
+    # was started), and an executor raises, where a Pool would hang, if a child dies.
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        got = list(pool.map(read_split_lines, splits))
     assert [line for part in got[:-1] for line in part] == lines
     assert got[-1] == lines[:500]
     # An object replaced after it was listed is not read as a mix of two versions.
