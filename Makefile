@@ -29,4 +29,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO) build dist src/*.egg-info
+	rm -rf $(VENV) $(DEMO) build dist src/*.egg-info src/crash_aggregates/*.so
