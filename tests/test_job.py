@@ -202,7 +202,7 @@ def test_failed_publish_keeps_previous_partition(tmp_path, monkeypatch):
     def broken_writer(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("crash_aggregates.storage.pq.write_table", broken_writer)
+    monkeypatch.setattr("pyarrow.parquet.write_table", broken_writer)
     result = run_day(tmp_path)
     assert result.exit_code == 1 and "No space left on device" in result.output
     assert read_partition(tmp_path / "out", DAY) == old

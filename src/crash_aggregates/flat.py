@@ -22,8 +22,8 @@ so Hive, Trino, Spark and Athena, which skip ``_`` files, do not see it.
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.compute as pc
+# pyarrow is imported where the tables are built, so that the names and
+# manifests here cost no import (storage reads them before any publish).
 
 #: The map columns that get flat columns, in the order the flat columns follow.
 MAPS = ("dimensions", "stats")
@@ -72,6 +72,7 @@ def usable_keys(keys) -> list[str]:
 
 def schema(base: pa.Schema, keys: dict[str, list[str]]) -> pa.Schema:
     """The sidecar's schema: the part files' columns, then the flat columns of ``keys`` (per map)."""
+    import pyarrow as pa
     fields = list(base)
     for map_name in MAPS:
         value_type = base.field(map_name).type.item_type
@@ -81,6 +82,7 @@ def schema(base: pa.Schema, keys: dict[str, list[str]]) -> pa.Schema:
 
 def flat_table(table: pa.Table) -> tuple[pa.Table, dict[str, list[str]]]:
     """The sidecar of a partition's rows, and the keys it has a column for (per map)."""
+    import pyarrow as pa
     keys: dict[str, list[str]] = {}
     columns = list(table.columns)
     for map_name in MAPS:
@@ -92,6 +94,8 @@ def flat_table(table: pa.Table) -> tuple[pa.Table, dict[str, list[str]]]:
 
 def _values_by_key(column: pa.ChunkedArray) -> dict[str, pa.Array]:
     """``{key: the value of that key in each row, or null}`` for every key of a map column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     maps = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     # As a list of (key, value) structs, the entries can be flattened with the
     # row each one belongs to (pyarrow has no such kernels for maps).

@@ -25,7 +25,7 @@ from .config import Config
 from .location import StorageError
 from .sources import CorruptInput, NoInput, list_input, plan_splits
 from .engines import EngineError
-from .storage import aggregates_table, clean_staging, publish_partition
+from .storage import aggregates_table, clean_staging, load_writer, publish_partition
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
 
@@ -178,7 +178,10 @@ def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):
         from .engines.spark import aggregate_day
     else:
         raise ValueError(f"unknown engine {engine!r}")
-    return aggregate_day(config, day, splits, workers=workers, allow_corrupt=allow_corrupt, progress=advance)
+    # pyarrow, for the Parquet writer, is imported while the workers read.
+    return aggregate_day(
+        config, day, splits, workers=workers, allow_corrupt=allow_corrupt, progress=advance, prepare=load_writer
+    )
 
 
 class _progress_bar:

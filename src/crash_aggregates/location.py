@@ -54,6 +54,17 @@ import re
 from contextlib import contextmanager
 from typing import IO, Iterator
 
+
+def partition_name(day) -> str:
+    """The Hive partition folder of a date (``datetime.date``), in input and output alike.
+
+    >>> from datetime import date
+    >>> partition_name(date(2016, 3, 5))
+    'submission_date=2016-03-05'
+    """
+    return f"submission_date={day.isoformat()}"
+
+
 S3_SCHEME = "s3://"
 ENDPOINT_ENV = "CRASH_AGGREGATES_S3_ENDPOINT_URL"
 DEFAULT_MAX_ATTEMPTS = 5

@@ -28,8 +28,7 @@ import zstandard
 from isal import isal_zlib
 
 from . import location
-from .location import StorageError, is_s3, s3_errors
-from .storage import partition_name
+from .location import StorageError, is_s3, partition_name, s3_errors
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

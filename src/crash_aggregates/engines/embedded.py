@@ -73,11 +73,20 @@ def aggregate_day(
     workers: int | None = None,
     allow_corrupt: bool = False,
     progress: ProgressFn | None = None,
+    prepare: Callable[[], object] | None = None,
 ) -> DayAggregate:
-    """Aggregate every split of a day; raises CorruptInput unless ``allow_corrupt``."""
+    """Aggregate every split of a day; raises CorruptInput unless ``allow_corrupt``.
+
+    ``prepare`` is called once while the workers read, after they have
+    started: the caller's chance to get ready for what follows (the job
+    imports its Parquet writer there) without delaying them or forking it
+    into them.
+    """
     workers = min(workers or default_workers(), len(splits)) or 1
     total = DayAggregate()
     if workers == 1:
+        if prepare:
+            prepare()
         rules = PingRules(config, day)
         for split in splits:
             total.merge(aggregate_split(rules, split, allow_corrupt, progress))
@@ -94,6 +103,8 @@ def aggregate_day(
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)) as pool:
         pending = {pool.submit(_run_split, split, allow_corrupt): i for i, split in enumerate(splits)}
         try:
+            if prepare:  # the pool has started its processes on the first submits
+                prepare()
             while pending:
                 finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(progress_queue, progress)

@@ -336,8 +336,11 @@ def aggregate_day(
     allow_corrupt: bool = False,
     progress: ProgressFn | None = None,
     workers: int | None = None,  # noqa: ARG001 - same signature as the embedded engine; Spark decides
+    prepare: Callable[[], object] | None = None,
 ) -> DayAggregate:
     """Aggregate every split of a day on Spark; raises CorruptInput unless ``allow_corrupt``."""
+    if prepare:
+        prepare()
     session = start(master)
     sc = session.sparkContext
     read_bytes, read_pings = sc.accumulator(0), sc.accumulator(0)
