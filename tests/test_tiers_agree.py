@@ -69,3 +69,27 @@ def test_tiers_agree_on_mutated_pings(seed):
             assert msgspec_tier.evaluate(mutant) == want, mutant[:200]
             checked += 1
     assert checked >= 1000
+
+
+TOKENS = [b"{", b"}", b"[", b"]", b",", b":", b'"', b'"meta"', b'"payload"', b'"docType"', b'"main"',
+          b'"crash"', b"\\", b"\\u", b"d83d", b"0", b"-", b"1e5", b".5", b"true", b"null", b"fals", b" ",
+          b"\t", b"\x00", b"\x1f", b"\xc3\xa9", b"\xff", b"123456789012345678901", b'"environment"',
+          b'"build"', b'"buildId"', b'"20160303000000"']  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_tiers_agree_on_token_soup(seed):
+    """Lines built from JSON's own pieces, at random: the scanner's grammar is json's."""
+    rng = random.Random(seed)
+    fast, generic = rules_for(submission_date=D, tier="fast"), rules_for(submission_date=D, tier="generic")
+    bases = [encode(MAIN), encode(CRASH)]
+    for _ in range(3000):
+        if rng.random() < 0.5:
+            line = b"".join(rng.choice(TOKENS) for _ in range(rng.randint(0, 40)))
+        else:
+            edited = bytearray(rng.choice(bases))
+            for _ in range(rng.randint(1, 4)):
+                at = rng.randrange(len(edited) + 1)
+                edited[at : at + rng.randint(0, 3)] = rng.choice(TOKENS)
+            line = bytes(edited)
+        assert fast.evaluate(line) == generic.evaluate(line), line[:200]
