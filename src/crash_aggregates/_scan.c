@@ -202,7 +202,7 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
 
 /* A string, s->p just after its opening quote. Sets [*start, *stop) to its
  * raw content and *escaped when it holds a backslash. */
-static Status scan_string(State *s, const unsigned char **start, const unsigned char **stop, int *escaped)
+static inline Status scan_string(State *s, const unsigned char **start, const unsigned char **stop, int *escaped)
 {
     *start = s->p;
     *escaped = 0;
@@ -318,34 +318,13 @@ static inline const unsigned char *skip_ws_at(const unsigned char *p, const unsi
     return p;
 }
 
-/* A string not kept, *pp just after its opening quote; on return just after its closing one. */
-static inline Status skip_string(State *s, const unsigned char **pp)
-{
-    const unsigned char *p = *pp, *end = s->end;
-    for (;;) {
-        p = plain_run(p, end);
-        if (p >= end || *p < 0x20)
-            return SCAN_MALFORMED;
-        if (*p++ == '"')
-            break;
-        unsigned int code;
-        s->p = p;
-        Status st = read_escape(s, &code);
-        if (st != SCAN_OK)
-            return st;
-        p = s->p;
-    }
-    *pp = p;
-    return SCAN_OK;
-}
-
 /* Any value, validated and not kept; s->p at its first byte. Iterative, with
  * the open containers on a stack: most of a ping's bytes go through here. */
 static Status skip_value(State *s, int depth)
 {
     char stack[MAX_DEPTH + 1]; /* '{' or '[' per open container */
-    int top = 0, is_int;
-    const unsigned char *p = s->p, *end = s->end, *start;
+    int top = 0, is_int, escaped;
+    const unsigned char *p = s->p, *end = s->end, *start, *stop;
     Status st;
 
 value:
@@ -367,9 +346,10 @@ value:
             goto key;
         goto value;
     case '"':
-        p++;
-        if ((st = skip_string(s, &p)) != SCAN_OK)
+        s->p = p + 1;
+        if ((st = scan_string(s, &start, &stop, &escaped)) != SCAN_OK)
             return st;
+        p = s->p;
         goto after;
     case 't':
         if (end - p < 4 || memcmp(p, "true", 4) != 0)
@@ -406,10 +386,10 @@ value:
 key:
     if (p >= end || *p != '"')
         return SCAN_MALFORMED;
-    p++;
-    if ((st = skip_string(s, &p)) != SCAN_OK)
+    s->p = p + 1;
+    if ((st = scan_string(s, &start, &stop, &escaped)) != SCAN_OK)
         return st;
-    p = skip_ws_at(p, end);
+    p = skip_ws_at(s->p, end);
     if (p >= end || *p != ':')
         return SCAN_MALFORMED;
     p = skip_ws_at(p + 1, end);
