@@ -167,39 +167,29 @@ def _build_schema(paths: list[tuple[str, ...]]):
     >>> extract(msgspec.json.decode(b'{"a": {"c": 1, "x": [2]}, "d": null}', type=root))
     [None, 1, None]
     """
-    if any(len(q) < len(p) and p[: len(q)] == q for p in paths for q in paths):
+    if not _prefix_free(paths):
         return None
-    slots: dict[tuple, list[int]] = {}
-    for i, path in enumerate(paths):  # a path listed twice fills both slots
-        slots.setdefault(path, []).append(i)
-    trie: dict = {}
-    for path in paths:
-        node = trie
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = None  # a leaf, decoded as any JSON value
-
     lines = ["def extract(n0):", f"    out = [None] * {len(paths)}"]
     counter = iter(range(1, 10**9))
 
-    def make(node: dict, prefix: tuple, var: str, indent: str):
+    def make(node: dict, var: str, indent: str):
         fields, rename = [], {}
         for key, child in node.items():
             attr = f"f{len(fields)}"
             rename[attr] = key
-            if child is None:
+            if isinstance(child, list):  # a leaf, decoded as any JSON value
                 fields.append((attr, Any, None))
-                targets = " = ".join(f"out[{i}]" for i in slots[prefix + (key,)])
+                targets = " = ".join(f"out[{i}]" for i in child)
                 lines.append(f"{indent}{targets} = {var}.{attr}")
             else:
                 child_var = f"n{next(counter)}"
                 lines.append(f"{indent}{child_var} = {var}.{attr}")
                 lines.append(f"{indent}if {child_var} is not None:")
-                struct = make(child, prefix + (key,), child_var, indent + "    ")
+                struct = make(child, child_var, indent + "    ")
                 fields.append((attr, struct | None, None))
         return msgspec.defstruct(f"Node_{var}", fields, rename=rename, forbid_unknown_fields=False)
 
-    root = make(trie, (), "n0", "    ")
+    root = make(_path_trie(paths), "n0", "    ")
     lines.append("    return out")
     namespace: dict = {}
     exec("\n".join(lines), namespace)  # noqa: S102 - code built above from the config's paths
@@ -208,8 +198,29 @@ def _build_schema(paths: list[tuple[str, ...]]):
     return root, extract
 
 
+def _prefix_free(paths: list[tuple[str, ...]]) -> bool:
+    """Whether no path is a prefix of another (the fast tiers need that)."""
+    return not any(len(q) < len(p) and p[: len(q)] == q for p in paths for q in paths)
+
+
+def _path_trie(paths: list[tuple[str, ...]]) -> dict:
+    """Prefix-free ``paths`` as nested dicts; a path ends in the list of its slots
+    (its positions in ``paths``: a path listed twice fills both).
+
+    >>> _path_trie([("a", "b"), ("c",), ("a", "d"), ("c",)])
+    {'a': {'b': [0], 'd': [2]}, 'c': [1, 3]}
+    """
+    trie: dict = {}
+    for slot, path in enumerate(paths):
+        node = trie
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1], []).append(slot)
+    return trie
+
+
 def scan_spec(paths: list[tuple[str, ...]]) -> tuple:
-    """The trie of ``paths`` as ``_scan.Scanner`` takes it: (key, slots, child) per key.
+    """The trie of prefix-free ``paths`` as ``_scan.Scanner`` takes it: (key, slots, child) per key.
 
     A leaf lists the slots it fills; an inner key lists every slot below it,
     which the scanner empties when the key comes again (the last one wins).
@@ -218,17 +229,16 @@ def scan_spec(paths: list[tuple[str, ...]]) -> tuple:
     ((b'a', (0, 2), ((b'b', (0,), None), (b'd', (2,), None))), (b'c', (1, 3), None))
     """
 
-    def build(prefixed: list[tuple[tuple[str, ...], int]]) -> tuple:
-        keys: dict[str, list] = {}
-        for path, slot in prefixed:
-            keys.setdefault(path[0], []).append((path[1:], slot))
+    def below(node) -> list[int]:
+        return node if isinstance(node, list) else [slot for child in node.values() for slot in below(child)]
+
+    def build(node: dict) -> tuple:
         return tuple(
-            (key.encode(), tuple(slot for _, slot in below),
-             None if all(not rest for rest, _ in below) else build(below))
-            for key, below in keys.items()
+            (key.encode(), tuple(below(child)), None if isinstance(child, list) else build(child))
+            for key, child in node.items()
         )
 
-    return build([(path, slot) for slot, path in enumerate(paths)])
+    return build(_path_trie(paths))
 
 
 _BOOL_TEXT = {True: "True", False: "False"}
