@@ -222,9 +222,9 @@ def _line_batches(blocks: Iterator[bytes], limit: int | None = None) -> Iterator
             lines.append(view[pos:cut])
             pos = cut + 1
         yield LineBatch(lines, ascii)
-        base += len(block)
-        if carry is None and limit is not None and base - len(block) + pos >= limit:
+        if carry is None and limit is not None and base + pos >= limit:
             return
+        base += len(block)
     if carry:
         yield LineBatch([memoryview(carry)], carry_ascii)
 
