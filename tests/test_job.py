@@ -221,3 +221,22 @@ def test_parquet_schema(tmp_path):
         assert (str(kind.key_type), str(kind.item_type)) == ("string", value_type)
     success = json.loads((tmp_path / "out" / f"submission_date={DAY}" / "_SUCCESS").read_text())
     assert success["files"] == ["part-00000.parquet"]
+
+
+def test_tasks_take_every_split_once_in_order():
+    """plan_tasks groups consecutive splits: nothing lost, repeated or reordered,
+    whatever the sizes."""
+    import random
+
+    from crash_aggregates.engines.embedded import MAX_TASK_BYTES, plan_tasks
+    from crash_aggregates.sources import InputFile, Split
+
+    rng = random.Random(7)
+    for _ in range(50):
+        splits = [Split(InputFile(f"{i}.ndjson", size, "none"), 0, size)
+                  for i, size in enumerate(rng.choice([1, 1 << 20, 40 << 20, 300 << 20]) for _ in range(rng.randint(1, 80)))]
+        tasks = plan_tasks(splits)
+        assert [s for task in tasks for s in task] == splits
+        assert all(tasks)
+        sizes = [sum(s.size for s in task) for task in tasks]
+        assert all(size <= MAX_TASK_BYTES or len(task) == 1 for size, task in zip(sizes, tasks))

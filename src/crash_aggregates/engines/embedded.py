@@ -1,9 +1,10 @@
 """The embedded engine: splits of one day's input spread over local worker processes.
 
-Each split is summed into its own partial aggregate and the partials are
-merged in split order, so the floating-point sums do not depend on the number
-of workers or on which worker finished first: any ``--workers`` gives the
-same bytes.
+The splits are grouped into tasks of consecutive splits (``plan_tasks``),
+each summed into its own partial aggregate; the partials are merged in task
+order. The grouping depends on the input alone, so the floating-point sums do
+not depend on the number of workers or on which worker finished first: any
+``--workers`` gives the same bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from datetime import date
 from typing import Callable
@@ -25,10 +27,52 @@ from ..sources import CorruptInput, Split, read_batches
 ProgressFn = Callable[[int, int], None]
 
 
-def aggregate_split(rules: PingRules, split: Split, allow_corrupt: bool, progress: ProgressFn | None = None) -> DayAggregate:
-    """Sum one split; a corrupt compressed file fails it unless ``allow_corrupt``."""
-    partial = DayAggregate()
-    counted = 0
+#: Tasks shrink from this size to one split as the input left to plan
+#: shrinks (``plan_tasks``).
+MAX_TASK_BYTES = 256 << 20
+#: A task takes this share of the input left: big tasks first, small ones at
+#: the end, so that no worker is left alone with a big one.
+TASK_SHARE = 1 / 8
+
+
+def plan_tasks(splits: list[Split]) -> list[list[Split]]:
+    """Consecutive splits grouped into tasks, from the input alone (not the number of workers).
+
+    Each task's partial costs the parent an unpickle and a merge per
+    aggregate, which for small pings (a new aggregate every few pings) cost
+    as much as summing them split by split; one task per split would also
+    repeat each aggregate in every split.
+
+    >>> from crash_aggregates.sources import InputFile
+    >>> f = InputFile("p.ndjson", 64 << 20, "none")
+    >>> [len(t) for t in plan_tasks([Split(f, i << 20, (i + 1) << 20) for i in range(64)])]
+    [8, 7, 6, 5, 4, 4, 3, 3, 3, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    """
+    left = sum(split.size for split in splits)
+    tasks: list[list[Split]] = []
+    task: list[Split] = []
+    size = 0
+    for split in splits:
+        if task and size + split.size > min(MAX_TASK_BYTES, left * TASK_SHARE):
+            tasks.append(task)
+            left -= size
+            task, size = [], 0
+        task.append(split)
+        size += split.size
+    if task:
+        tasks.append(task)
+    return tasks
+
+
+def aggregate_split(
+    rules: PingRules, split: Split, allow_corrupt: bool, progress: ProgressFn | None = None, into: DayAggregate | None = None
+) -> DayAggregate:
+    """Sum one split into ``into`` (default: a new partial), which is returned.
+
+    A corrupt compressed file fails the split unless ``allow_corrupt``.
+    """
+    partial = DayAggregate() if into is None else into
+    counted = partial.pings
 
     def report(nbytes: int) -> None:
         nonlocal counted
@@ -45,21 +89,50 @@ def aggregate_split(rules: PingRules, split: Split, allow_corrupt: bool, progres
     return partial
 
 
+#: Seconds between a worker's progress messages: one per block would cost
+#: the parent (and the worker's queue thread) a pickle per megabyte read.
+PROGRESS_INTERVAL = 0.1
+
 # State of a worker process, set once by the pool initializer.
 _worker: dict = {}
 
 
 def _init_worker(config: Config, day: date, progress_queue) -> None:
-    _worker["rules"] = PingRules(config, day)
-    _worker["queue"] = progress_queue
+    """``progress_queue`` is None when nobody watches the progress."""
+    _worker.update(rules=PingRules(config, day), queue=progress_queue, unsent=[0, 0], next_send=0.0)
 
 
 def _report_progress(nbytes: int, pings: int) -> None:
-    _worker["queue"].put((nbytes, pings))
+    unsent = _worker["unsent"]
+    unsent[0] += nbytes
+    unsent[1] += pings
+    if time.monotonic() >= _worker["next_send"]:
+        _send_progress()
 
 
-def _run_split(split: Split, allow_corrupt: bool) -> DayAggregate:
-    return aggregate_split(_worker["rules"], split, allow_corrupt, _report_progress)
+def _send_progress() -> None:
+    unsent = _worker["unsent"]
+    if unsent != [0, 0]:
+        _worker["queue"].put(tuple(unsent))
+        unsent[:] = [0, 0]
+    _worker["next_send"] = time.monotonic() + PROGRESS_INTERVAL
+
+
+def aggregate_task(rules: PingRules, task: list[Split], allow_corrupt: bool, progress: ProgressFn | None = None) -> DayAggregate:
+    """Sum a task's splits, in order, into one partial."""
+    partial = DayAggregate()
+    for split in task:
+        aggregate_split(rules, split, allow_corrupt, progress, into=partial)
+    return partial
+
+
+def _run_task(task: list[Split], allow_corrupt: bool) -> DayAggregate:
+    if _worker["queue"] is None:
+        return aggregate_task(_worker["rules"], task, allow_corrupt)
+    try:
+        return aggregate_task(_worker["rules"], task, allow_corrupt, _report_progress)
+    finally:
+        _send_progress()  # the task's last bytes
 
 
 def default_workers() -> int:
@@ -82,14 +155,15 @@ def aggregate_day(
     imports its Parquet writer there) without delaying them or forking it
     into them.
     """
-    workers = min(workers or default_workers(), len(splits)) or 1
+    tasks = plan_tasks(splits)
+    workers = min(workers or default_workers(), len(tasks)) or 1
     total = DayAggregate()
     if workers == 1:
         if prepare:
             prepare()
         rules = PingRules(config, day)
-        for split in splits:
-            total.merge(aggregate_split(rules, split, allow_corrupt, progress))
+        for task in tasks:
+            total.merge(aggregate_task(rules, task, allow_corrupt, progress))
         return total
 
     # Forking a parent whose S3 layer already runs an I/O thread (s3fs's event
@@ -97,11 +171,11 @@ def aggregate_day(
     remote = any(is_s3(split.file.path) for split in splits)
     fork = "fork" in mp.get_all_start_methods() and not remote
     ctx = mp.get_context("fork" if fork else "spawn")
-    progress_queue = ctx.Queue()
+    progress_queue = ctx.Queue() if progress else None
     done: dict[int, DayAggregate] = {}
     next_index = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)) as pool:
-        pending = {pool.submit(_run_split, split, allow_corrupt): i for i, split in enumerate(splits)}
+        pending = {pool.submit(_run_task, task, allow_corrupt): i for i, task in enumerate(tasks)}
         try:
             if prepare:  # the pool has started its processes on the first submits
                 prepare()
@@ -110,7 +184,7 @@ def aggregate_day(
                 _drain(progress_queue, progress)
                 for future in finished:
                     done[pending.pop(future)] = future.result()
-                # Merge in split order, as soon as the next partial is there.
+                # Merge in task order, as soon as the next partial is there.
                 while next_index in done:
                     total.merge(done.pop(next_index))
                     next_index += 1
@@ -123,7 +197,7 @@ def aggregate_day(
 
 
 def _drain(progress_queue, progress: ProgressFn | None) -> None:
-    while True:
+    while progress_queue is not None:
         try:
             nbytes, pings = progress_queue.get_nowait()
         except queue.Empty:
