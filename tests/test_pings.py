@@ -160,6 +160,25 @@ def test_who_answers(line, answer):
     assert type(got) is answer if answer is list else got is answer
 
 
+SIGNATURE_CASES = [
+    ("strings-keep-quotes", b'{"a": "x", "b": {"c": 1.0}}', b'"x"\x001.0\x00'),
+    ("raw-text-not-value", b'{"a": 1e0, "b": {"c": "\\u0031"}}', b'1e0\x00"\\u0031"\x00'),
+    ("missing-is-not-null", b'{"a": null}', b"null\x00\x01\x00"),
+    ("last-duplicate-wins", b'{"a": 1, "a": 2}', b"2\x00\x01\x00"),
+    ("replaced-subtree-empties", b'{"b": {"c": 1}, "b": 3}', b"\x01\x00\x01\x00"),
+    ("whitespace-left-out", b'{ "a" :  true , "b":{"c": 7 }}', b"true\x007\x00"),
+    ("container-at-a-leaf", b'{"a": true, "b": {"c": []}}', None),  # the generic tier's: no signature
+]
+
+
+@pytest.mark.parametrize("line, signature", [pytest.param(line, sig, id=name) for name, line, sig in SIGNATURE_CASES])
+def test_scanner_signature(line, signature):
+    """The signature is the raw text of the signed slots as finally read (each then NUL, missing: \\x01)."""
+    scanner = pings.Scanner(pings.scan_spec([("a",), ("b", "c")]), 2, (0, 1))
+    got = scanner.extract(line)
+    assert (got[-1] if got else None) == signature
+
+
 # -- 2. malformed_json ---------------------------------------------------------------
 
 MALFORMED_CASES = cases(

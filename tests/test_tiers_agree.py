@@ -16,6 +16,8 @@ from datetime import date
 
 import pytest
 
+from crash_aggregates.config import default_config
+from crash_aggregates.pings import PingRules
 from helpers import SHARED
 from pingcases import CRASH, MAIN, encode, rules_for
 
@@ -93,3 +95,47 @@ def test_tiers_agree_on_token_soup(seed):
                 edited[at : at + rng.randint(0, 3)] = rng.choice(TOKENS)
             line = bytes(edited)
         assert fast.evaluate(line) == generic.evaluate(line), line[:200]
+
+
+# Raw JSON texts that decode to equal Python values (1 == 1.0 == True) or to
+# equal floats (-0.0 == 0.0), but to different dimension values or rules.
+LOOKALIKES = [b'"1"', b"1", b"1.0", b"1e0", b"10E-1", b"true", b"false", b"0", b"-0", b"0.0", b"-0.0", b'"\\u0031"',
+              b"null", b'""', b'"True"', b"1e400", b"12345678901234567890", b'"20160303000000"',
+              b'"2016030300000\\u0030"', b"20160303000000", b'"main"', b'"crash"', b'"m\\u0061in"']  # fmt: skip
+# A dimension, and the leaves the rules read first.
+LOOKALIKE_PATHS = [("application", "channel"), ("environment", "settings", "e10sEnabled"), ("environment", "build", "buildId"),
+                   ("meta", "docType"), ("type",), ("payload", "processType"), ("meta", "submissionDate")]  # fmt: skip
+
+
+def _with_raw(doc: dict, path: tuple, raw: bytes) -> bytes:
+    marker = "\x00marker\x00"
+    node = doc = json.loads(json.dumps(doc))
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = marker
+    return encode(doc).replace(json.dumps(marker).encode(), raw)
+
+
+def test_remembered_signatures_answer_like_the_first_time():
+    """The scanner's memory of signatures (the raw text of the leaves the rules
+    read before the activity date) never mixes up values that compare equal in
+    Python, nor escaped and plain spellings; a line answered from memory gets
+    the same outcome as when it was first evaluated, and as the generic tier."""
+    fast = PingRules(default_config(), date(2016, 3, 5))
+    generic = rules_for(submission_date=date(2016, 3, 5), tier="generic")
+    lines = [_with_raw(base, path, raw) for base in (MAIN, CRASH) for path in LOOKALIKE_PATHS for raw in LOOKALIKES]
+    first = [fast.evaluate(line) for line in lines]
+    assert len(fast._known) > len(LOOKALIKES)  # most of them were remembered
+    for line, outcome in zip(lines, first):
+        assert fast.evaluate(line) == outcome == generic.evaluate(line), line
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_remembered_signatures_on_mutated_pings(seed):
+    """Mutants evaluated twice by the same scanner: the second answer, from memory, is the first."""
+    rng = random.Random(seed)
+    fast, generic = PingRules(default_config(), D), rules_for(submission_date=D, tier="generic")
+    lines = [m for line in base_lines() for m in mutants(line, rng, 60)]
+    first = [fast.evaluate(line) for line in lines]
+    assert first == [generic.evaluate(line) for line in lines]
+    assert [fast.evaluate(line) for line in lines] == first

@@ -22,6 +22,11 @@
 
 #define MAX_DEPTH 512
 #define MAX_NUMBER 64
+/* The string cache: a direct-mapped table of recent short ASCII leaf strings.
+ * Dimension values repeat from ping to ping; handing out the same str object
+ * saves making one per ping, and its hash, once computed, is kept with it. */
+#define CACHE_SLOTS 4096 /* a power of two */
+#define CACHE_MAX_LEN 64
 
 typedef enum { SCAN_OK = 0, SCAN_MALFORMED = 1, SCAN_FALLBACK = 2, SCAN_ERROR = 3 } Status;
 
@@ -41,16 +46,28 @@ struct Trie {
     Entry *entries;
 };
 
+/* Where a slot's value is in the line, as raw JSON text; start NULL: missing. */
+typedef struct {
+    const unsigned char *start;
+    Py_ssize_t len;
+} Span;
+
 typedef struct {
     PyObject_HEAD
     Trie *root;
     Py_ssize_t nslots;
+    PyObject **cache;      /* CACHE_SLOTS strong references or NULLs */
+    Py_ssize_t *signed_slots; /* the slots whose raw text makes the signature */
+    Py_ssize_t nsigned;
+    Span *spans;           /* per slot, for the signature; reset by each extract */
 } Scanner;
 
 typedef struct {
     const unsigned char *p;
     const unsigned char *end;
     PyObject *out;
+    PyObject **cache;
+    Span *spans;
 } State;
 
 /* Bytes that end a run of plain string content: quote, backslash, controls. */
@@ -237,7 +254,7 @@ static PyObject *decode_string(const unsigned char *start, const unsigned char *
     if (buffer == NULL)
         return PyErr_NoMemory();
     char *q = buffer;
-    State s = {start, stop, NULL};
+    State s = {start, stop, NULL, NULL};
     while (s.p < s.end) {
         unsigned char c = *s.p++;
         if (c != '\\') {
@@ -259,6 +276,27 @@ static PyObject *decode_string(const unsigned char *start, const unsigned char *
     }
     PyObject *text = PyUnicode_DecodeUTF8(buffer, q - buffer, "strict");
     PyMem_Free(buffer);
+    return text;
+}
+
+/* decode_string for a leaf, through the cache when the string is short,
+ * unescaped and ASCII (the str is then compact ASCII: its data is the raw text). */
+static PyObject *leaf_string(PyObject **cache, const unsigned char *start, const unsigned char *stop, int escaped)
+{
+    Py_ssize_t len = stop - start;
+    if (escaped || len > CACHE_MAX_LEN)
+        return decode_string(start, stop, escaped);
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (const unsigned char *q = start; q < stop; q++)
+        h = (h ^ *q) * 1099511628211ULL;
+    PyObject **slot = &cache[(h ^ (h >> 32)) & (CACHE_SLOTS - 1)];
+    PyObject *hit = *slot;
+    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == len && memcmp(PyUnicode_DATA(hit), start, len) == 0)
+        return Py_NewRef(hit);
+    PyObject *text = decode_string(start, stop, 0);
+    if (text != NULL && PyUnicode_IS_ASCII(text)) {
+        Py_XSETREF(*slot, Py_NewRef(text));
+    }
     return text;
 }
 
@@ -433,7 +471,7 @@ static Status read_leaf(State *s, PyObject **value)
         s->p++;
         if ((st = scan_string(s, &start, &stop, &flag)) != SCAN_OK)
             return st;
-        *value = decode_string(start, stop, flag);
+        *value = leaf_string(s->cache, start, stop, flag);
         return *value ? SCAN_OK : SCAN_ERROR;
     case 't':
         st = expect_literal(s, "true", 4);
@@ -478,6 +516,7 @@ static void clear_slots(State *s, const Entry *e)
         PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
         PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(Py_None));
         Py_DECREF(old);
+        s->spans[e->slots[i]].start = NULL;
     }
 }
 
@@ -534,12 +573,14 @@ static Status scan_object(State *s, const Trie *trie, int depth)
                                                      : skip_value(s, depth + 1);
             } else {
                 PyObject *value = NULL;
+                const unsigned char *token = s->p;
                 st = read_leaf(s, &value);
                 if (st == SCAN_OK) {
                     for (Py_ssize_t i = 0; i < e->nslots; i++) {
                         PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
                         PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(value));
                         Py_DECREF(old);
+                        s->spans[e->slots[i]] = (Span){token, s->p - token};
                     }
                 }
                 Py_XDECREF(value);
@@ -565,10 +606,10 @@ static Status scan_object(State *s, const Trie *trie, int depth)
 
 static PyObject *Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"spec", "slots", NULL};
-    PyObject *spec;
+    static char *names[] = {"spec", "slots", "signature", NULL};
+    PyObject *spec, *signature = NULL;
     Py_ssize_t nslots;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On", names, &spec, &nslots))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On|O!", names, &spec, &nslots, &PyTuple_Type, &signature))
         return NULL;
     if (nslots < 0) {
         PyErr_SetString(PyExc_ValueError, "slots must be >= 0");
@@ -578,18 +619,77 @@ static PyObject *Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->nslots = nslots;
+    self->cache = PyMem_Calloc(CACHE_SLOTS, sizeof(PyObject *));
+    if (self->cache == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
     self->root = trie_build(spec, nslots);
     if (self->root == NULL) {
         Py_DECREF(self);
         return NULL;
+    }
+    self->nsigned = signature ? PyTuple_GET_SIZE(signature) : -1;
+    self->spans = PyMem_Calloc(nslots ? nslots : 1, sizeof(Span));
+    self->signed_slots = PyMem_Calloc(self->nsigned > 0 ? self->nsigned : 1, sizeof(Py_ssize_t));
+    if (self->spans == NULL || self->signed_slots == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < self->nsigned; i++) {
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(signature, i));
+        if (slot == -1 && PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (slot < 0 || slot >= nslots) {
+            PyErr_SetString(PyExc_ValueError, "signature slot out of range");
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->signed_slots[i] = slot;
     }
     return (PyObject *)self;
 }
 
 static void Scanner_dealloc(Scanner *self)
 {
+    if (self->cache != NULL) {
+        for (Py_ssize_t i = 0; i < CACHE_SLOTS; i++)
+            Py_XDECREF(self->cache[i]);
+        PyMem_Free(self->cache);
+    }
     trie_free(self->root);
+    PyMem_Free(self->spans);
+    PyMem_Free(self->signed_slots);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The raw text of the signed slots, each followed by a NUL; a missing one is
+ * "\x01". Raw JSON values hold no byte below 0x20, so no two different
+ * lists of values give the same bytes, and equal bytes decode to equal values. */
+static PyObject *make_signature(const Scanner *self)
+{
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < self->nsigned; i++) {
+        const Span *span = &self->spans[self->signed_slots[i]];
+        size += (span->start ? span->len : 1) + 1;
+    }
+    PyObject *signature = PyBytes_FromStringAndSize(NULL, size);
+    if (signature == NULL)
+        return NULL;
+    char *q = PyBytes_AS_STRING(signature);
+    for (Py_ssize_t i = 0; i < self->nsigned; i++) {
+        const Span *span = &self->spans[self->signed_slots[i]];
+        if (span->start) {
+            memcpy(q, span->start, span->len);
+            q += span->len;
+        } else {
+            *q++ = 1;
+        }
+        *q++ = 0;
+    }
+    return signature;
 }
 
 static PyObject *Scanner_extract(Scanner *self, PyObject *line)
@@ -597,15 +697,16 @@ static PyObject *Scanner_extract(Scanner *self, PyObject *line)
     Py_buffer view;
     if (PyObject_GetBuffer(line, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *out = PyList_New(self->nslots);
+    PyObject *out = PyList_New(self->nslots + (self->nsigned >= 0));
     if (out == NULL) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < self->nslots; i++)
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(out); i++)
         PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
+    memset(self->spans, 0, self->nslots * sizeof(Span));
 
-    State s = {(const unsigned char *)view.buf, (const unsigned char *)view.buf + view.len, out};
+    State s = {(const unsigned char *)view.buf, (const unsigned char *)view.buf + view.len, out, self->cache, self->spans};
     Status st;
     skip_ws(&s);
     if (s.p >= s.end || *s.p != '{') {
@@ -616,6 +717,15 @@ static PyObject *Scanner_extract(Scanner *self, PyObject *line)
             skip_ws(&s);
             if (s.p != s.end)
                 st = SCAN_MALFORMED; /* text after the object */
+        }
+    }
+    if (st == SCAN_OK && self->nsigned >= 0) {
+        PyObject *signature = make_signature(self);
+        if (signature == NULL)
+            st = SCAN_ERROR;
+        else {
+            Py_DECREF(PyList_GET_ITEM(out, self->nslots)); /* None */
+            PyList_SET_ITEM(out, self->nslots, signature);
         }
     }
     PyBuffer_Release(&view);
@@ -629,7 +739,8 @@ static PyObject *Scanner_extract(Scanner *self, PyObject *line)
 
 static PyMethodDef Scanner_methods[] = {
     {"extract", (PyCFunction)Scanner_extract, METH_O,
-     "extract(line) -> the leaf values (list), None if malformed, False to ask the generic tier"},
+     "extract(line) -> the leaf values (list), None if malformed, False to ask the generic tier.\n\n"
+     "With a signature, the list ends with one more item: the bytes of the signed slots' raw text."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -638,7 +749,7 @@ static PyTypeObject ScannerType = {
     .tp_name = "crash_aggregates._scan.Scanner",
     .tp_basicsize = sizeof(Scanner),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Scanner(spec, slots): reads the values at some paths of a JSON object",
+    .tp_doc = "Scanner(spec, slots, signature=None): reads the values at some paths of a JSON object",
     .tp_new = Scanner_new,
     .tp_dealloc = (destructor)Scanner_dealloc,
     .tp_methods = Scanner_methods,

@@ -48,6 +48,9 @@ REASONS = (
 #: Look-back window of activity dates (SPEC section 3).
 MAX_LATENESS_DAYS = 7
 
+#: How many signatures a PingRules remembers (about 0.5 KB each).
+MAX_KNOWN_SIGNATURES = 200_000
+
 # Paths that the rules themselves read, whatever the configuration says.
 _RULE_PATHS = {
     "doc_type": ("meta", "docType"),
@@ -299,8 +302,14 @@ class PingRules:
         else:
             root, self._extract = schema
             self._decoder = msgspec.json.Decoder(root)
-            self._scanner = Scanner(scan_spec(self._paths), len(self._paths)) if Scanner else None
+            r = self._rule_slots
+            signed = (r.doc_type, r.type, r.submission_date, r.process_type, r.build_id, *range(self._dim_slice.start, self._dim_slice.stop))
+            self._scanner = Scanner(scan_spec(self._paths), len(self._paths), signed) if Scanner else None
         self._activity_dates: dict[str, str | None] = {}
+        # What _signed_rules made of each signature (the raw text of the
+        # leaves it reads, from the C scanner): pings repeat their dimensions,
+        # so most are answered by one lookup.
+        self._known: dict[bytes, Outcome | tuple] = {}
 
     # -- decoding ---------------------------------------------------------
 
@@ -310,6 +319,13 @@ class PingRules:
         ``ascii``: the caller knows the line is ASCII. Otherwise it is checked
         here to be UTF-8, because msgspec does not look inside the text it skips.
         """
+        leaves = self._leaves(line, ascii)
+        if leaves is not None:
+            del leaves[-1]
+        return leaves
+
+    def _leaves(self, line: bytes | memoryview, ascii: bool) -> list | None:
+        """``leaves``, then the line's signature: the scanner's, or None from the other tiers."""
         if not ascii and not (type(line) is bytes and line.isascii()):
             try:
                 str(line, "utf-8")
@@ -317,8 +333,9 @@ class PingRules:
                 return None
         if self._scanner is not None:
             leaves = self._scanner.extract(line)
-            return self._generic_leaves(line) if leaves is False else leaves
-        if self._decoder is not None:
+            if leaves is not False:
+                return leaves
+        elif self._decoder is not None:
             try:
                 root = self._decoder.decode(line)
             except msgspec.ValidationError:
@@ -326,8 +343,13 @@ class PingRules:
             except (msgspec.DecodeError, RecursionError):
                 return None
             else:
-                return self._extract(root)
-        return self._generic_leaves(line)
+                leaves = self._extract(root)
+                leaves.append(None)
+                return leaves
+        leaves = self._generic_leaves(line)
+        if leaves is not None:
+            leaves.append(None)
+        return leaves
 
     def _generic_leaves(self, line: bytes) -> tuple | None:
         try:
@@ -386,11 +408,62 @@ class PingRules:
 
     def evaluate(self, line: bytes | memoryview, ascii: bool = False) -> Outcome:
         """Apply SPEC sections 2-5 to one line (a blank one is malformed JSON)."""
-        leaves = self.leaves(line, ascii)
+        leaves = self._leaves(line, ascii)
         if leaves is None:
             return _MALFORMED
-        r = self._rule_slots
+        signature = leaves[-1]
+        known = self._known.get(signature) if signature is not None else None
+        if known is None:
+            known = self._signed_rules(leaves)
+            if signature is not None and len(self._known) < MAX_KNOWN_SIGNATURES:
+                self._known[signature] = known
+        if type(known) is Outcome:
+            return known  # ignored before the activity date is looked at
+        is_crash, build_id_ok, dims = known
 
+        r = self._rule_slots
+        primary = leaves[r.crash_date if is_crash else r.subsession_start]
+        activity = self._activity_dates.get(primary) if type(primary) is str else None
+        if activity is None:
+            activity = self.activity_date(primary, leaves[r.creation_date])
+            if activity is None:
+                return Outcome(is_crash, "invalid_activity_date")
+        if not build_id_ok:
+            return Outcome(is_crash, "invalid_build_id")
+
+        if is_crash:
+            usage = 0.0
+        else:
+            length = leaves[r.subsession_length]
+            length = length if type(length) is float else as_double(length)
+            if length is None or not math.isfinite(length):
+                return _INVALID_SUBSESSION_LENGTH
+            usage = min(length / 3600.0, 25.0) if length > 0 else 0.0  # -0.0 too
+
+        values = self._templates[is_crash].copy()
+        if usage:
+            for column, squared in self._usage_columns:
+                values[column] = usage
+                if squared:
+                    values[column + 1] = usage * usage
+        counts = leaves[self._hist_slice]
+        if counts.count(None) != len(counts):
+            for slot, column, squared in self._count_columns:
+                x = counts[slot]
+                if x is not None:
+                    x = values[column] = histogram_count(x)
+                    if squared:
+                        values[column + 1] = x * x
+        return _processed((is_crash, None, (activity, dims), values))
+
+    def _signed_rules(self, leaves: list) -> Outcome | tuple[bool, bool, tuple]:
+        """The rules on the signed leaves: the doc type, the submission date,
+        the build id and the dimension values (SPEC sections 2 and 4).
+
+        An Outcome when the ping is ignored before its activity date is
+        looked at; else (is_crash, whether the build id is valid, dimension values).
+        """
+        r = self._rule_slots
         doc_type = leaves[r.doc_type]
         if doc_type is None:
             doc_type = leaves[r.type]
@@ -409,25 +482,8 @@ class PingRules:
             # Equal to D's YYYYMMDD text means valid; anything else is invalid.
             return Outcome(is_crash, "invalid_submission_date")
 
-        primary = leaves[r.crash_date if is_crash else r.subsession_start]
-        activity = self._activity_dates.get(primary) if type(primary) is str else None
-        if activity is None:
-            activity = self.activity_date(primary, leaves[r.creation_date])
-            if activity is None:
-                return Outcome(is_crash, "invalid_activity_date")
-
         build_id = leaves[r.build_id]
-        if type(build_id) is not str or not _BUILD_ID_RE.match(build_id) or not build_id.isascii():
-            return Outcome(is_crash, "invalid_build_id")
-
-        if is_crash:
-            usage = 0.0
-        else:
-            length = leaves[r.subsession_length]
-            length = length if type(length) is float else as_double(length)
-            if length is None or not math.isfinite(length):
-                return _INVALID_SUBSESSION_LENGTH
-            usage = min(length / 3600.0, 25.0) if length > 0 else 0.0  # -0.0 too
+        build_id_ok = type(build_id) is str and _BUILD_ID_RE.match(build_id) is not None and build_id.isascii()
 
         dims = tuple(leaves[self._dim_slice])
         types = tuple(map(type, dims))
@@ -439,22 +495,7 @@ class PingRules:
             for i, conversion in convert:
                 dims[i] = conversion(dims[i])
             dims = tuple(dims)
-
-        values = self._templates[is_crash].copy()
-        if usage:
-            for column, squared in self._usage_columns:
-                values[column] = usage
-                if squared:
-                    values[column + 1] = usage * usage
-        counts = leaves[self._hist_slice]
-        if counts.count(None) != len(counts):
-            for slot, column, squared in self._count_columns:
-                x = counts[slot]
-                if x is not None:
-                    x = values[column] = histogram_count(x)
-                    if squared:
-                        values[column + 1] = x * x
-        return _processed((is_crash, None, (activity, dims), values))
+        return is_crash, build_id_ok, dims
 
 
 def _dimension(value: Any, absent: frozenset) -> str | None:
