@@ -139,3 +139,32 @@ def test_remembered_signatures_on_mutated_pings(seed):
     first = [fast.evaluate(line) for line in lines]
     assert first == [generic.evaluate(line) for line in lines]
     assert [fast.evaluate(line) for line in lines] == first
+
+
+# Bytes at the edges of UTF-8's ranges: ASCII, continuation bytes, overlong
+# leads, the surrogate lead (ED), the last planes (F4) and never-valid bytes.
+UTF8_EDGES = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1,
+              0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]  # fmt: skip
+
+
+def test_scanner_checks_utf8_like_python():
+    """Every sequence of up to three edge bytes, and random longer ones, in a
+    skipped string and in a needed one: the C scanner, which checks UTF-8
+    itself, calls the line malformed exactly when Python's decoder refuses it."""
+    fast, generic = rules_for(submission_date=D, tier="fast"), rules_for(submission_date=D, tier="generic")
+    rng = random.Random(3)
+    sequences = [bytes([a]) for a in UTF8_EDGES]
+    sequences += [bytes([a, b]) for a in UTF8_EDGES for b in UTF8_EDGES]
+    sequences += [bytes([a, b, c]) for a in UTF8_EDGES[8:] for b in UTF8_EDGES for c in UTF8_EDGES]
+    sequences += [bytes(rng.choice(UTF8_EDGES) for _ in range(rng.randint(4, 9))) for _ in range(3000)]
+    main = json.loads(json.dumps(MAIN))
+    main["meta"]["submissionDate"] = D.strftime("%Y%m%d")
+    malformed = 0
+    for seq in sequences:
+        for path in (("x",), ("application", "channel")):
+            line = _with_raw(main, path, b'"a' + seq + b'z"')
+            want = generic.evaluate(line)
+            assert fast.evaluate(line) == want, line
+            assert fast.evaluate(memoryview(line)) == want, line
+            malformed += want.reason == "malformed_json"
+    assert 0 < malformed < 2 * len(sequences)  # both kinds were met

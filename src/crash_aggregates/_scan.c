@@ -8,7 +8,9 @@
  * leaves to the generic tier: an object or array at a needed path, an integer
  * of more than 18 digits, a float that overflows, a surrogate escape, an
  * escaped key where a needed key is looked for, nesting deeper than
- * MAX_DEPTH. The caller checks that the line is UTF-8 first.
+ * MAX_DEPTH. A line that is not UTF-8 is malformed: bytes above 0x7F can
+ * only be inside strings, where they are checked as Python's strict UTF-8
+ * decoder would.
  *
  * JSON grammar: RFC 8259 as Python's json module reads it (no NaN or
  * Infinity: those are rejected by the rules as well). Duplicate keys: the
@@ -70,7 +72,8 @@ typedef struct {
     Span *spans;
 } State;
 
-/* Bytes that end a run of plain string content: quote, backslash, controls. */
+/* Bytes that end a run of plain string content: quote, backslash, controls,
+ * and the first byte of a non-ASCII character. */
 static unsigned char string_stop[256];
 
 /* -- the trie, built from the spec that pings.py passes ------------------ */
@@ -141,8 +144,11 @@ fail:
 
 static inline void skip_ws(State *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
+    /* Compact JSON has none: one test on the common path. */
+    if (s->p < s->end && *s->p <= ' ') {
+        while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+            s->p++;
+    }
 }
 
 static inline int hex_value(unsigned char c)
@@ -194,7 +200,7 @@ static Status read_escape(State *s, unsigned int *code)
 }
 
 /* The end of a run of plain string bytes from p: 8 bytes at a time while no
- * quote, backslash or control character is among them. */
+ * quote, backslash, control or non-ASCII byte is among them. */
 static inline const unsigned char *plain_run(const unsigned char *p, const unsigned char *end)
 {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -204,7 +210,7 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
         memcpy(&x, p, 8);
         uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
         /* A zero byte in quote/backslash, or a byte below 0x20 in x. */
-        uint64_t hit = (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((x - ones * 0x20) & ~x)) & highs;
+        uint64_t hit = (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((x - ones * 0x20) & ~x) | x) & highs;
         if (hit)
             /* The lowest flag marks the first such byte (little-endian load;
              * a borrow can only raise false flags above a true one). */
@@ -217,9 +223,50 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
     return p;
 }
 
+/* The length of the UTF-8 character of two to four bytes at p, or 0 when
+ * those bytes are not one: strict UTF-8 as Python decodes it (no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define COLD __attribute__((noinline, cold))
+#else
+#define ALWAYS_INLINE inline
+#define COLD
+#endif
+
+static COLD Py_ssize_t utf8_length(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    Py_ssize_t n;
+    unsigned char low = 0x80, high = 0xBF; /* the range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            low = 0xA0; /* overlong below */
+        else if (c == 0xED)
+            high = 0x9F; /* surrogates above */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            low = 0x90;
+        else if (c == 0xF4)
+            high = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0; /* a continuation byte, an overlong lead or F5-FF */
+    }
+    if (end - p < n || p[1] < low || p[1] > high)
+        return 0;
+    for (Py_ssize_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
 /* A string, s->p just after its opening quote. Sets [*start, *stop) to its
  * raw content and *escaped when it holds a backslash. */
-static inline Status scan_string(State *s, const unsigned char **start, const unsigned char **stop, int *escaped)
+static ALWAYS_INLINE Status scan_string(State *s, const unsigned char **start, const unsigned char **stop, int *escaped)
 {
     *start = s->p;
     *escaped = 0;
@@ -231,6 +278,13 @@ static inline Status scan_string(State *s, const unsigned char **start, const un
         if (c == '"') {
             *stop = s->p++;
             return SCAN_OK;
+        }
+        if (c >= 0x80) {
+            Py_ssize_t n = utf8_length(s->p, s->end);
+            if (n == 0)
+                return SCAN_MALFORMED; /* not UTF-8 */
+            s->p += n;
+            continue;
         }
         if (c < 0x20)
             return SCAN_MALFORMED; /* a raw control character */
@@ -524,7 +578,7 @@ static const Entry *find_entry(const Trie *trie, const unsigned char *key, Py_ss
 {
     for (Py_ssize_t i = 0; i < trie->n; i++) {
         const Entry *e = &trie->entries[i];
-        if (e->key_len == len && memcmp(e->key, key, len) == 0)
+        if (e->key_len == len && (len == 0 || e->key[0] == key[0]) && memcmp(e->key, key, len) == 0)
             return e;
     }
     return NULL;
@@ -765,6 +819,8 @@ static struct PyModuleDef scan_module = {
 PyMODINIT_FUNC PyInit__scan(void)
 {
     for (int c = 0; c < 0x20; c++)
+        string_stop[c] = 1;
+    for (int c = 0x80; c < 0x100; c++)
         string_stop[c] = 1;
     string_stop['"'] = 1;
     string_stop['\\'] = 1;

@@ -50,7 +50,8 @@ class DayAggregate:
     def add_batches(self, rules: PingRules, batches: Iterable[LineBatch]) -> None:
         """``add_lines`` for each batch of ``sources.read_batches``."""
         for batch in batches:
-            self.add_lines(rules, batch.lines, batch.ascii)
+            # With the C scanner, which checks UTF-8 itself, the blocks are not scanned for ASCII.
+            self.add_lines(rules, batch.lines, rules.checks_utf8 or batch.ascii)
 
     def merge(self, other: "DayAggregate") -> "DayAggregate":
         """Add another partial into this one (in place) and return self."""

@@ -316,8 +316,9 @@ class PingRules:
     def leaves(self, line: bytes | memoryview, ascii: bool = False) -> list | None:
         """The values at the needed paths (None where missing), or None if malformed.
 
-        ``ascii``: the caller knows the line is ASCII. Otherwise it is checked
-        here to be UTF-8, because msgspec does not look inside the text it skips.
+        ``ascii``: the caller knows the line is ASCII. Otherwise the msgspec
+        tier checks it here to be UTF-8, because msgspec does not look inside
+        the text it skips; the C scanner and json check it themselves.
         """
         leaves = self._leaves(line, ascii)
         if leaves is not None:
@@ -326,16 +327,16 @@ class PingRules:
 
     def _leaves(self, line: bytes | memoryview, ascii: bool) -> list | None:
         """``leaves``, then the line's signature: the scanner's, or None from the other tiers."""
-        if not ascii and not (type(line) is bytes and line.isascii()):
-            try:
-                str(line, "utf-8")
-            except UnicodeDecodeError:
-                return None
         if self._scanner is not None:
             leaves = self._scanner.extract(line)
             if leaves is not False:
                 return leaves
         elif self._decoder is not None:
+            if not ascii and not (type(line) is bytes and line.isascii()):
+                try:
+                    str(line, "utf-8")
+                except UnicodeDecodeError:
+                    return None
             try:
                 root = self._decoder.decode(line)
             except msgspec.ValidationError:
@@ -346,10 +347,15 @@ class PingRules:
                 leaves = self._extract(root)
                 leaves.append(None)
                 return leaves
-        leaves = self._generic_leaves(line)
+        leaves = self._generic_leaves(line)  # json.loads refuses what is not UTF-8
         if leaves is not None:
             leaves.append(None)
         return leaves
+
+    @property
+    def checks_utf8(self) -> bool:
+        """Whether evaluate checks every line's UTF-8 itself, so that an ``ascii`` hint is of no use."""
+        return self._scanner is not None
 
     def _generic_leaves(self, line: bytes) -> tuple | None:
         try:

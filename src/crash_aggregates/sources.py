@@ -167,12 +167,20 @@ ProgressFn = Callable[[int], None]
 class LineBatch(NamedTuple):
     """The lines that end in one block read, without their ``\\n``.
 
-    The lines are memoryviews into the block (no copy); ``ascii`` says the
-    whole block was ASCII, so the lines need no UTF-8 check.
+    The lines are memoryviews into the block (no copy), which ``texts`` holds
+    (with the line begun in an earlier block, if any).
     """
 
     lines: list[memoryview]
-    ascii: bool
+    texts: tuple
+
+    @property
+    def ascii(self) -> bool:
+        """Whether every line is ASCII, so that none needs a UTF-8 check.
+
+        Checked on demand: the C scanner checks UTF-8 as it goes and never asks.
+        """
+        return all(text.isascii() for text in self.texts)
 
 
 def read_batches(split: Split, progress: ProgressFn | None = None) -> Iterator[LineBatch]:
@@ -198,35 +206,33 @@ def _line_batches(blocks: Iterator[bytes], limit: int | None = None) -> Iterator
     first block's first byte) are left out and reading stops there.
     """
     carry: bytearray | None = None  # the beginning of a line that ends in a later block
-    carry_ascii = True
     base = 0  # offset of the current block
     for block in blocks:
-        view, ascii, lines, pos = memoryview(block), block.isascii(), [], 0
+        view, texts, lines, pos = memoryview(block), (block,), [], 0
         if carry is not None:
             cut = block.find(b"\n")
             if cut < 0:
                 carry += block
-                carry_ascii = carry_ascii and ascii
                 base += len(block)
                 continue
             carry += view[:cut]
             lines.append(memoryview(carry))
-            ascii = ascii and carry_ascii
+            texts = (block, carry)
             carry, pos = None, cut + 1
         stop = len(block) if limit is None else min(len(block), limit - base)
         while pos < stop:
             cut = block.find(b"\n", pos)
             if cut < 0:
-                carry, carry_ascii = bytearray(view[pos:]), ascii
+                carry = bytearray(view[pos:])
                 break
             lines.append(view[pos:cut])
             pos = cut + 1
-        yield LineBatch(lines, ascii)
+        yield LineBatch(lines, texts)
         if carry is None and limit is not None and base + pos >= limit:
             return
         base += len(block)
     if carry:
-        yield LineBatch([memoryview(carry)], carry_ascii)
+        yield LineBatch([memoryview(carry)], (carry,))
 
 
 def _open_input(file: InputFile):
