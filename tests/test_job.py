@@ -240,3 +240,28 @@ def test_tasks_take_every_split_once_in_order():
         assert all(tasks)
         sizes = [sum(s.size for s in task) for task in tasks]
         assert all(size <= MAX_TASK_BYTES or len(task) == 1 for size, task in zip(sizes, tasks))
+
+
+def test_plain_file_truncated_while_read_fails_the_date(tmp_path, monkeypatch):
+    """A plain file cut short while a worker reads it through its memory map: the
+    worker is killed (SIGBUS), the date fails with exit code 1, its previous partition stays."""
+    from crash_aggregates import sources
+
+    write_day(tmp_path / "in", DAY, corpus(3000), "a.ndjson")
+    assert run_day(tmp_path, "--workers", "2").exit_code == 0
+    before = read_partition(tmp_path / "out", DAY)
+    mapped = sources._mapped_batches
+
+    def truncated_after_one_batch(split, progress):
+        batches = mapped(split, progress)
+        yield next(batches)
+        os.truncate(split.file.path, 0)
+        yield from batches
+
+    monkeypatch.setattr(sources, "SPLIT_BYTES", 64 << 10)  # several tasks, so worker processes read them
+    monkeypatch.setattr(sources, "BLOCK", 4096)
+    monkeypatch.setattr(sources, "_mapped_batches", truncated_after_one_batch)  # the workers are forked
+    result = run_day(tmp_path, "--workers", "2")
+    assert result.exit_code == 1, result.output
+    assert "a worker process died" in result.output
+    assert read_partition(tmp_path / "out", DAY) == before

@@ -28,10 +28,14 @@ def test_byte_ranges_cover_every_line_once(tmp_path, seed):
     assert got == lines
 
 
+@pytest.mark.parametrize("reader", ["read_batches", "_plain_batches"])
 @pytest.mark.parametrize("seed", range(12))
-def test_lines_are_cut_alike_whatever_the_block_size(tmp_path, monkeypatch, seed):
+def test_lines_are_cut_alike_whatever_the_block_size(tmp_path, monkeypatch, seed, reader):
     """Lines longer than a block, straddling blocks, blank, non-ASCII: the same lines
-    for any block size and byte range, and a batch said ASCII holds only ASCII lines."""
+    for any block size and byte range, and a batch said ASCII holds only ASCII lines.
+
+    Local files are memory-mapped (read_batches); ``_plain_batches``, which reads
+    blocks as S3 objects are read, must cut them the same."""
     rng = random.Random(seed)
     pieces = [b"", b" ", b"x" * 37, "\u00e9t\u00e9".encode(), b"\xff\xfe", b"{}" * 300]
     lines = [rng.choice(pieces) + str(i).encode() * rng.choice([0, 1]) for i in range(300)]
@@ -43,21 +47,34 @@ def test_lines_are_cut_alike_whatever_the_block_size(tmp_path, monkeypatch, seed
     splits = plan_splits([file], rng.choice([1, 50, 999, 1 << 20]))
     got = []
     for split in splits:
-        for batch in read_batches(split):
+        batches = read_batches(split) if reader == "read_batches" else sources._plain_batches(split, None)
+        for batch in batches:
             got.extend(bytes(line) for line in batch.lines)
             assert not batch.ascii or all(bytes(line).isascii() for line in batch.lines)
     # A file that does not end in a newline has no empty last line.
     assert got == (lines if seed % 2 or lines[-1] else lines[:-1])
 
 
-def test_progress_reports_every_byte(tmp_path):
+@pytest.mark.parametrize("block", [1 << 20, 100])
+def test_progress_reports_every_byte(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(sources, "BLOCK", block)
     data = b"".join(b'{"n": %d}\n' % i for i in range(1000))
     path = tmp_path / "f.ndjson"
     path.write_bytes(data)
     seen = []
     for split in plan_splits([InputFile(str(path), len(data), "none")], 997):
         list(read_lines(split, seen.append))
-    assert sum(seen) == len(data)
+    assert sum(seen) == len(data) and all(n > 0 for n in seen)
+
+
+def test_empty_and_shrunk_files(tmp_path):
+    """An empty file has no lines; a file shorter than when it was listed is read as it is now."""
+    empty, shrunk = tmp_path / "empty.ndjson", tmp_path / "shrunk.ndjson"
+    empty.write_bytes(b"")
+    shrunk.write_bytes(b"a\nb\n")
+    assert list(read_lines(sources.Split(InputFile(str(empty), 0, "none"), 0, 0))) == []
+    listed = InputFile(str(shrunk), 100, "none")
+    assert [line for split in plan_splits([listed], 3) for line in read_lines(split)] == [b"a", b"b"]
 
 
 @pytest.mark.parametrize("compress, kind", [
