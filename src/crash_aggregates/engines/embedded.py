@@ -9,6 +9,7 @@ not depend on the number of workers or on which worker finished first: any
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import queue
@@ -97,8 +98,30 @@ PROGRESS_INTERVAL = 0.1
 _worker: dict = {}
 
 
+def tune_malloc() -> None:
+    """Have glibc's malloc keep freed memory for reuse (elsewhere: nothing).
+
+    By default glibc returns big freed blocks to the kernel and moves its
+    thresholds with the sizes it sees; the decompressed blocks of gzip and
+    zstd input (a new bytes object each, of varying sizes) then page-fault
+    in afresh: a third of the time spent reading gzip input. With blocks
+    above 4 MB mapped and up to 32 MB kept free at the top of the heap, that
+    time goes (the process holds at most those 32 MB more).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 32 << 20)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+
+
 def _init_worker(config: Config, day: date, progress_queue) -> None:
     """``progress_queue`` is None when nobody watches the progress."""
+    tune_malloc()
     _worker.update(rules=PingRules(config, day), queue=progress_queue, unsent=[0, 0], next_send=0.0)
 
 
@@ -159,6 +182,7 @@ def aggregate_day(
     workers = min(workers or default_workers(), len(tasks)) or 1
     total = DayAggregate()
     if workers == 1:
+        tune_malloc()
         if prepare:
             prepare()
         rules = PingRules(config, day)
