@@ -14,6 +14,13 @@ a surrogate escape, very deep nesting) to the generic tier, which decodes it
 in full with the standard library and walks plain dicts; it refuses NaN and
 unpaired surrogate escapes. Every tier yields the same list of leaf values,
 to which the rules are applied once.
+
+The C scanner also hands back each line's signature: the raw JSON text of
+the leaves that the rules on the doc type, submission date, build id and
+dimensions read. Equal text means equal values, so what those rules made of
+a signature is remembered (``_known``) and most pings, which repeat the
+dimensions of earlier ones, skip them; the activity date and the stats are
+worked out for every ping.
 """
 
 from __future__ import annotations
@@ -303,7 +310,7 @@ class PingRules:
             root, self._extract = schema
             self._decoder = msgspec.json.Decoder(root)
             r = self._rule_slots
-            signed = (r.doc_type, r.type, r.submission_date, r.process_type, r.build_id, *range(self._dim_slice.start, self._dim_slice.stop))
+            signed = (r.doc_type, r.type, r.submission_date, r.process_type, r.build_id, *range(len(self._paths))[self._dim_slice])
             self._scanner = Scanner(scan_spec(self._paths), len(self._paths), signed) if Scanner else None
         self._activity_dates: dict[str, str | None] = {}
         # What _signed_rules made of each signature (the raw text of the
