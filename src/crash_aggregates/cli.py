@@ -10,6 +10,7 @@ Exit codes (also in ``crash-aggregates --help`` and the README):
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from datetime import date, datetime, timedelta, timezone
@@ -283,7 +284,12 @@ def generate(output_path, min_submission_date, max_submission_date, pings_per_da
 
 
 def main():
-    cli(prog_name="crash-aggregates")
+    try:
+        cli(prog_name="crash-aggregates")
+    finally:
+        # The interpreter's last garbage collection would walk every object
+        # left, most of them pyarrow's (~0.07 s of a run); frozen, it skips them.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ not depend on the number of workers or on which worker finished first: any
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing as mp
 import os
 import queue
@@ -199,7 +200,14 @@ def aggregate_day(
     done: dict[int, DayAggregate] = {}
     next_index = 0
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)) as pool:
-        pending = {pool.submit(_run_task, task, allow_corrupt): i for i, task in enumerate(tasks)}
+        # Frozen while the first submit forks the workers: their collections
+        # then leave the objects they inherit alone, so those pages stay
+        # shared instead of being copied on write.
+        gc.freeze()
+        try:
+            pending = {pool.submit(_run_task, task, allow_corrupt): i for i, task in enumerate(tasks)}
+        finally:
+            gc.unfreeze()
         try:
             if prepare:  # the pool has started its processes on the first submits
                 prepare()
