@@ -143,10 +143,21 @@ def _send_progress() -> None:
 
 
 def aggregate_task(rules: PingRules, task: list[Split], allow_corrupt: bool, progress: ProgressFn | None = None) -> DayAggregate:
-    """Sum a task's splits, in order, into one partial."""
+    """Sum a task's splits, in order, into one partial.
+
+    The cyclic garbage collector pauses meanwhile: summing makes no reference
+    cycles, and its collections (of every tuple and list of the growing
+    aggregates) took ~2% of the time.
+    """
     partial = DayAggregate()
-    for split in task:
-        aggregate_split(rules, split, allow_corrupt, progress, into=partial)
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        for split in task:
+            aggregate_split(rules, split, allow_corrupt, progress, into=partial)
+    finally:
+        if paused:
+            gc.enable()
     return partial
 
 
