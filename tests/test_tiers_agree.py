@@ -168,3 +168,16 @@ def test_scanner_checks_utf8_like_python():
             assert fast.evaluate(memoryview(line)) == want, line
             malformed += want.reason == "malformed_json"
     assert 0 < malformed < 2 * len(sequences)  # both kinds were met
+
+
+def test_signatures_past_the_limit_are_worked_out_every_time(monkeypatch):
+    """Once MAX_KNOWN_SIGNATURES are remembered, new ones are not, and still get the right outcome."""
+    from crash_aggregates import pings
+
+    monkeypatch.setattr(pings, "MAX_KNOWN_SIGNATURES", 3)
+    fast = PingRules(default_config(), date(2016, 3, 5))
+    generic = rules_for(submission_date=date(2016, 3, 5), tier="generic")
+    lines = [_with_raw(MAIN, ("application", "channel"), b'"c%d"' % i) for i in range(10)]
+    for _ in range(2):
+        assert [fast.evaluate(line) for line in lines] == [generic.evaluate(line) for line in lines]
+    assert len(fast._known) == 3

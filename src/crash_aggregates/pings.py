@@ -55,8 +55,9 @@ REASONS = (
 #: Look-back window of activity dates (SPEC section 3).
 MAX_LATENESS_DAYS = 7
 
-#: How many signatures a PingRules remembers (about 0.5 KB each).
-MAX_KNOWN_SIGNATURES = 200_000
+#: How many signatures a PingRules remembers: about 0.4 KB each, so at most
+#: ~40 MB per process. Past that, new signatures are worked out every time.
+MAX_KNOWN_SIGNATURES = 100_000
 
 # Paths that the rules themselves read, whatever the configuration says.
 _RULE_PATHS = {
