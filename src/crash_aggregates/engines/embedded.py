@@ -99,6 +99,9 @@ PROGRESS_INTERVAL = 0.1
 _worker: dict = {}
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+
+
 def tune_malloc() -> None:
     """Have glibc's malloc keep freed memory for reuse (elsewhere: nothing).
 
@@ -115,9 +118,6 @@ def tune_malloc() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, 4 << 20)
     mallopt(_M_TRIM_THRESHOLD, 32 << 20)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
 def _init_worker(config: Config, day: date, progress_queue) -> None:
@@ -150,13 +150,13 @@ def aggregate_task(rules: PingRules, task: list[Split], allow_corrupt: bool, pro
     aggregates) took ~2% of the time.
     """
     partial = DayAggregate()
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         for split in task:
             aggregate_split(rules, split, allow_corrupt, progress, into=partial)
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
     return partial
 
