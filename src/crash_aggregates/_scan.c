@@ -223,9 +223,8 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
     return p;
 }
 
-/* The length of the UTF-8 character of two to four bytes at p, or 0 when
- * those bytes are not one: strict UTF-8 as Python decodes it (no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
+/* The string scanner is inlined in its callers' loops; the UTF-8 check,
+ * rarely needed, stays out of them. */
 #if defined(__GNUC__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define COLD __attribute__((noinline, cold))
@@ -234,6 +233,9 @@ static inline const unsigned char *plain_run(const unsigned char *p, const unsig
 #define COLD
 #endif
 
+/* The length of the UTF-8 character of two to four bytes at p, or 0 when
+ * those bytes are not one: strict UTF-8 as Python decodes it (no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
 static COLD Py_ssize_t utf8_length(const unsigned char *p, const unsigned char *end)
 {
     unsigned char c = p[0];
