@@ -21,6 +21,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#endif
 
 #define MAX_DEPTH 512
 #define MAX_NUMBER 64
@@ -203,13 +206,27 @@ static Status read_escape(State *s, unsigned int *code)
  * quote, backslash, control or non-ASCII byte is among them. */
 static inline const unsigned char *plain_run(const unsigned char *p, const unsigned char *end)
 {
+#if defined(__SSE2__) && defined(__GNUC__)
+    /* 16 bytes at a time. Compared as signed bytes, those from 0x80 up are
+     * negative: "below 0x20" finds controls and non-ASCII bytes at once. */
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)p);
+        __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                                     _mm_cmplt_epi8(x, space));
+        int mask = _mm_movemask_epi8(stops);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     while (end - p >= 8) {
         uint64_t x;
         memcpy(&x, p, 8);
         uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
-        /* A zero byte in quote/backslash, or a byte below 0x20 in x. */
+        /* A zero byte in quote/backslash, or a byte below 0x20 or above 0x7F in x. */
         uint64_t hit = (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((x - ones * 0x20) & ~x) | x) & highs;
         if (hit)
             /* The lowest flag marks the first such byte (little-endian load;
