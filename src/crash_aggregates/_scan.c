@@ -412,12 +412,13 @@ static Status scan_number(State *s, int *is_int)
     return SCAN_OK;
 }
 
-static Status expect_literal(State *s, const char *word, Py_ssize_t len)
+/* The length of the literal at p, which starts with 't', 'f' or 'n': 4 for
+ * true or null, 5 for false; 0 when the word is not all there. */
+static inline Py_ssize_t literal_length(const unsigned char *p, const unsigned char *end)
 {
-    if (s->end - s->p < len || memcmp(s->p, word, len) != 0)
-        return SCAN_MALFORMED;
-    s->p += len;
-    return SCAN_OK;
+    const char *word = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
+    Py_ssize_t len = *p == 'f' ? 5 : 4;
+    return end - p >= len && memcmp(p, word, len) == 0 ? len : 0;
 }
 
 static Status scan_object(State *s, const Trie *trie, int depth);
@@ -463,20 +464,14 @@ value:
         p = s->p;
         goto after;
     case 't':
-        if (end - p < 4 || memcmp(p, "true", 4) != 0)
-            return SCAN_MALFORMED;
-        p += 4;
-        goto after;
     case 'f':
-        if (end - p < 5 || memcmp(p, "false", 5) != 0)
+    case 'n': {
+        Py_ssize_t len = literal_length(p, end);
+        if (len == 0)
             return SCAN_MALFORMED;
-        p += 5;
+        p += len;
         goto after;
-    case 'n':
-        if (end - p < 4 || memcmp(p, "null", 4) != 0)
-            return SCAN_MALFORMED;
-        p += 4;
-        goto after;
+    }
     default:
         start = p;
         if (*p >= '1' && *p <= '9') { /* the common case: a plain integer */
@@ -547,17 +542,14 @@ static Status read_leaf(State *s, PyObject **value)
         *value = leaf_string(s->cache, start, stop, flag);
         return *value ? SCAN_OK : SCAN_ERROR;
     case 't':
-        st = expect_literal(s, "true", 4);
-        *value = Py_NewRef(Py_True);
-        return st;
     case 'f':
-        st = expect_literal(s, "false", 5);
-        *value = Py_NewRef(Py_False);
-        return st;
-    case 'n':
-        st = expect_literal(s, "null", 4);
-        *value = Py_NewRef(Py_None);
-        return st;
+    case 'n': {
+        Py_ssize_t len = literal_length(s->p, s->end);
+        if (len == 0)
+            return SCAN_MALFORMED;
+        *value = Py_NewRef(*s->p == 't' ? Py_True : *s->p == 'f' ? Py_False : Py_None);
+        s->p += len;
+        return SCAN_OK;
     }
     if ((st = scan_number(s, &flag)) != SCAN_OK)
         return st;
