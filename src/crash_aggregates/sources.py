@@ -298,8 +298,9 @@ def _mapped_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineB
     reported = start
     if data is not None:
         view = memoryview(data)
-        # The line that straddles `start` belongs to the previous range.
-        pos = 0 if start == 0 else data.find(b"\n", start - 1) + 1 or size
+        pos = _first_line_start(data, start)  # a map reads like a file
+        if pos is None:
+            pos = size
         stop = min(end, size)
         while pos < stop:
             lines, first, block_end = [], pos, min(pos + BLOCK, stop)
