@@ -551,6 +551,7 @@ static Status read_leaf(State *s, PyObject **value)
         s->p += len;
         return SCAN_OK;
     }
+    }
     if ((st = scan_number(s, &flag)) != SCAN_OK)
         return st;
     Py_ssize_t len = s->p - start;
