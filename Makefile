@@ -9,6 +9,9 @@ DEMO    = demo-data
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# The scanner is an optional extension: if the new _scan.c does not
+	@# compile, no stale build may stay behind to pass the tests.
+	rm -f src/crash_aggregates/*.so
 	$(BIN)/pip install --quiet -e '.[test,spark,s3]'
 	@touch $@
 
