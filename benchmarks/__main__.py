@@ -40,8 +40,11 @@ def spark_status() -> tuple[str, str, bool]:
     help_text = subprocess.run([engine_exe(), "run", "--help"], capture_output=True, text=True).stdout
     if not re.search(r"--engine \[[^\]]*\bspark\b", help_text):
         return "n/a", "n/a: this version of crash-aggregates has no --engine spark", False
-    missing = [name for name, there in (("pyspark", importlib.util.find_spec("pyspark")),
-                                        ("java", shutil.which("java"))) if not there]
+    missing = [
+        name
+        for name, there in (("pyspark", importlib.util.find_spec("pyspark")), ("java", shutil.which("java")))
+        if not there
+    ]
     if missing:
         return "not installed", f"not installed ({' and '.join(missing)} missing)", False
     return "", "", "--spark-master" in help_text
@@ -67,16 +70,31 @@ def measure_one(kind: str, corpus: Corpus, runs_dir: Path, spark_master: bool) -
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     sample = measure.run(command(kind, corpus, out, spark_master), timeout=3600)
-    run = {"seconds": sample.result.get("seconds", sample.seconds), "wall_seconds": sample.seconds,
-           "peak_rss": sample.peak_rss, "peak_tree_rss": sample.peak_tree_rss, "returncode": sample.returncode,
-           "result": sample.result, "load_1min_after": os.getloadavg()[0]}
+    run = {
+        "seconds": sample.result.get("seconds", sample.seconds),
+        "wall_seconds": sample.seconds,
+        "peak_rss": sample.peak_rss,
+        "peak_tree_rss": sample.peak_tree_rss,
+        "returncode": sample.returncode,
+        "result": sample.result,
+        "load_1min_after": os.getloadavg()[0],
+    }
     if not sample.ok:
         run["error"] = (sample.stderr or sample.stdout).strip()[-2000:]
     report_json = out / f"submission_date={corpus.day}" / "_report.json"
     if report_json.exists():  # the job's own counters, to compare with DuckDB's
         r = json.loads(report_json.read_text())
-        run["result"] = {k: r.get(k) for k in ("aggregates", "main_pings_processed", "crash_pings_processed",
-                                               "main_pings_ignored", "crash_pings_ignored", "ignored_by_reason")}
+        run["result"] = {
+            k: r.get(k)
+            for k in (
+                "aggregates",
+                "main_pings_processed",
+                "crash_pings_processed",
+                "main_pings_ignored",
+                "crash_pings_ignored",
+                "ignored_by_reason",
+            )
+        }
     shutil.rmtree(out, ignore_errors=True)
     expected = {"parse": ("lines", corpus.pings), "inflate": ("uncompressed_bytes", corpus.uncompressed_bytes)}
     if kind in expected and sample.ok:  # did the baseline do all the work?
@@ -88,32 +106,43 @@ def measure_one(kind: str, corpus: Corpus, runs_dir: Path, spark_master: bool) -
 
 def startup() -> dict:
     samples = [measure.run([engine_exe(), "--help"]) for _ in range(STARTUP_RUNS)]
-    return {"median_seconds": statistics.median(s.seconds for s in samples),
-            "runs": [s.seconds for s in samples], "command": "crash-aggregates --help"}
+    return {
+        "median_seconds": statistics.median(s.seconds for s in samples),
+        "runs": [s.seconds for s in samples],
+        "command": "crash-aggregates --help",
+    }
 
 
 def check_disk(specs, corpus_dir: Path, quick: bool) -> None:
-    need = sum((s.quick_pings if quick else s.pings) * BYTES_PER_PING[s.profile] / (5 if s.compression == "gzip" else 1)
-               for s in specs)
+    need = sum(
+        (s.quick_pings if quick else s.pings) * BYTES_PER_PING[s.profile] / (5 if s.compression == "gzip" else 1)
+        for s in specs
+    )
     corpus_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(corpus_dir).free
     cached = sum(f.stat().st_size for f in corpus_dir.rglob("*") if f.is_file())
     if free + cached < need + 2e9:
-        sys.exit(f"not enough disk under {corpus_dir}: the corpora need ~{need / 1e9:.1f} GB, "
-                 f"{free / 1e9:.1f} GB free")
+        sys.exit(f"not enough disk under {corpus_dir}: the corpora need ~{need / 1e9:.1f} GB, {free / 1e9:.1f} GB free")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small corpora (~50 MB): a smoke run, not the verdict")
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement; the median is shown (default 3)")
-    parser.add_argument("--only", default="", metavar="NAME[,NAME]",
-                        help="corpora (" + ", ".join(s.name for s in CORPORA) + ") and/or measurements "
-                             "(engine, engine-1, engine-N, duckdb, parse, inflate, spark, startup)")
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="NAME[,NAME]",
+        help="corpora (" + ", ".join(s.name for s in CORPORA) + ") and/or measurements "
+        "(engine, engine-1, engine-N, duckdb, parse, inflate, spark, startup)",
+    )
     parser.add_argument("--corpus-dir", type=Path, default=HERE / "corpora", help="where corpora are cached")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
-    parser.add_argument("--generate-only", action="store_true",
-                        help="write the missing corpora and stop (e.g. while the machine is busy)")
+    parser.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="write the missing corpora and stop (e.g. while the machine is busy)",
+    )
     args = parser.parse_args(argv)
     args.corpus_dir = args.corpus_dir.resolve()
 
@@ -142,8 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     console.print(report.preamble(results, spark_why))
     if wanted("startup"):
         results["startup"] = startup()
-        console.print(f"startup: crash-aggregates --help in {results['startup']['median_seconds']:.3f} s "
-                      f"(median of {STARTUP_RUNS})")
+        console.print(
+            f"startup: crash-aggregates --help in {results['startup']['median_seconds']:.3f} s "
+            f"(median of {STARTUP_RUNS})"
+        )
 
     runs_dir = args.corpus_dir / "_runs"
     cpu_before = machine.cpu_snapshot()

@@ -30,32 +30,38 @@ COLUMNS = {
     "creationDate": "JSON",
     "application": "STRUCT(channel VARCHAR, name VARCHAR)",
     "environment": "STRUCT(build STRUCT(version VARCHAR, buildId JSON, architecture VARCHAR), "
-                   "system STRUCT(os STRUCT(name VARCHAR, version VARCHAR)), "
-                   "addons STRUCT(activeExperiment STRUCT(id VARCHAR, branch VARCHAR)), "
-                   "settings STRUCT(e10sEnabled JSON, e10sCohort VARCHAR))",
+    "system STRUCT(os STRUCT(name VARCHAR, version VARCHAR)), "
+    "addons STRUCT(activeExperiment STRUCT(id VARCHAR, branch VARCHAR)), "
+    "settings STRUCT(e10sEnabled JSON, e10sCohort VARCHAR))",
     "meta": "STRUCT(submissionDate JSON, docType VARCHAR, geoCountry VARCHAR)",
     "payload": "STRUCT(processType VARCHAR, crashDate JSON, "
-               "info STRUCT(subsessionStartDate JSON, subsessionLength JSON), "
-               f"keyedHistograms STRUCT(SUBPROCESS_CRASHES_WITH_DUMP STRUCT(content {_COUNT}, plugin {_COUNT}, "
-               f"gmplugin {_COUNT}, gpu {_COUNT}), SUBPROCESS_KILL_HARD STRUCT(ShutDownKill {_COUNT})))",
+    "info STRUCT(subsessionStartDate JSON, subsessionLength JSON), "
+    f"keyedHistograms STRUCT(SUBPROCESS_CRASHES_WITH_DUMP STRUCT(content {_COUNT}, plugin {_COUNT}, "
+    f"gmplugin {_COUNT}, gpu {_COUNT}), SUBPROCESS_KILL_HARD STRUCT(ShutDownKill {_COUNT})))",
 }
 
 DIMENSIONS = {
-    "build_version": "environment.build.version", "build_id": "environment.build.buildId ->> '$'",
-    "channel": "application.channel", "application": "application.name",
-    "os_name": "environment.system.os.name", "os_version": "environment.system.os.version",
-    "architecture": "environment.build.architecture", "country": "meta.geoCountry",
+    "build_version": "environment.build.version",
+    "build_id": "environment.build.buildId ->> '$'",
+    "channel": "application.channel",
+    "application": "application.name",
+    "os_name": "environment.system.os.name",
+    "os_version": "environment.system.os.version",
+    "architecture": "environment.build.architecture",
+    "country": "meta.geoCountry",
     "experiment_id": "environment.addons.activeExperiment.id",
     "experiment_branch": "environment.addons.activeExperiment.branch",
     "e10s_enabled": "CASE json_type(environment.settings.e10sEnabled) WHEN 'BOOLEAN' THEN "
-                    "CASE WHEN environment.settings.e10sEnabled::BOOLEAN THEN 'True' ELSE 'False' END "
-                    "WHEN 'VARCHAR' THEN environment.settings.e10sEnabled ->> '$' "
-                    "WHEN 'BIGINT' THEN environment.settings.e10sEnabled ->> '$' END",
+    "CASE WHEN environment.settings.e10sEnabled::BOOLEAN THEN 'True' ELSE 'False' END "
+    "WHEN 'VARCHAR' THEN environment.settings.e10sEnabled ->> '$' "
+    "WHEN 'BIGINT' THEN environment.settings.e10sEnabled ->> '$' END",
     "e10s_cohort": "environment.settings.e10sCohort",
 }
 HISTOGRAMS = {
-    "content_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.content", "plugin_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.plugin",
-    "gmplugin_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.gmplugin", "gpu_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.gpu",
+    "content_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.content",
+    "plugin_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.plugin",
+    "gmplugin_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.gmplugin",
+    "gpu_crashes": "SUBPROCESS_CRASHES_WITH_DUMP.gpu",
     "content_shutdown_crashes": "SUBPROCESS_KILL_HARD.ShutDownKill",
 }
 
@@ -63,27 +69,37 @@ HISTOGRAMS = {
 def _date_of(json_expr: str) -> str:
     """SPEC 3: a JSON string whose first 10 characters are a valid YYYY-MM-DD, as a DATE, else NULL."""
     text = f"left({json_expr} ->> '$', 10)"
-    return (f"CASE WHEN json_type({json_expr}) = 'VARCHAR' AND regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
-            f"THEN try_cast({text} AS DATE) END")
+    return (
+        f"CASE WHEN json_type({json_expr}) = 'VARCHAR' AND regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+        f"THEN try_cast({text} AS DATE) END"
+    )
 
 
 def _number(json_expr: str) -> str:
     """A finite JSON number (not a boolean) as DOUBLE, else NULL."""
-    return (f"CASE WHEN json_type({json_expr}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND isfinite({json_expr}::DOUBLE) "
-            f"THEN {json_expr}::DOUBLE END")
+    return (
+        f"CASE WHEN json_type({json_expr}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND isfinite({json_expr}::DOUBLE) "
+        f"THEN {json_expr}::DOUBLE END"
+    )
 
 
 def duckdb_query(files: list[str], day: str) -> str:
     """SPEC sections 2-5 as one SELECT: one row per activity date and dimensions, with the sums."""
     compact = day.replace("-", "")
-    read = (f"read_json({files!r}, columns={COLUMNS!r}, format='newline_delimited', ignore_errors=true, "
-            f"maximum_object_size={64 << 20})")
+    read = (
+        f"read_json({files!r}, columns={COLUMNS!r}, format='newline_delimited', ignore_errors=true, "
+        f"maximum_object_size={64 << 20})"
+    )
     counts = {name: _number(f'payload.keyedHistograms.{path}."values"."0"') for name, path in HISTOGRAMS.items()}
     hist = ",\n".join(f"coalesce(greatest({expr}, 0), 0) AS {name}" for name, expr in counts.items())
     dims = ",\n".join(f"{expr} AS {name}" for name, expr in DIMENSIONS.items())
-    stats = ["sum(1 - is_crash) AS ping_count", "sum(usage_hours) AS usage_hours",
-             "sum(usage_hours * usage_hours) AS usage_hours_squared",
-             "sum(is_crash) AS main_crashes", "sum(is_crash) AS main_crashes_squared"]
+    stats = [
+        "sum(1 - is_crash) AS ping_count",
+        "sum(usage_hours) AS usage_hours",
+        "sum(usage_hours * usage_hours) AS usage_hours_squared",
+        "sum(is_crash) AS main_crashes",
+        "sum(is_crash) AS main_crashes_squared",
+    ]
     stats += [f"sum({n}) AS {n}, sum({n} * {n}) AS {n}_squared" for n in HISTOGRAMS]
     return f"""
 WITH raw AS (
@@ -124,12 +140,21 @@ def run_duckdb(files: list[str], day: str, out: str) -> dict:
     con.execute(f"COPY ({duckdb_query(files, day)}) TO '{out}' (FORMAT parquet)")
     seconds = time.perf_counter() - started
     rows, main, crash, hours = con.execute(
-        f"SELECT count(*), sum(ping_count), sum(main_crashes), sum(usage_hours) FROM '{out}'").fetchone()
-    return {"seconds": seconds, "threads": CORES, "aggregates": rows, "main_pings_processed": int(main or 0),
-            "crash_pings_processed": int(crash or 0), "usage_hours": hours or 0.0, "duckdb": duckdb.__version__}
+        f"SELECT count(*), sum(ping_count), sum(main_crashes), sum(usage_hours) FROM '{out}'"
+    ).fetchone()
+    return {
+        "seconds": seconds,
+        "threads": CORES,
+        "aggregates": rows,
+        "main_pings_processed": int(main or 0),
+        "crash_pings_processed": int(crash or 0),
+        "usage_hours": hours or 0.0,
+        "duckdb": duckdb.__version__,
+    }
 
 
 # -- c. parse-only: simdjson on every line, one process per core --------------------
+
 
 def _parse_file(path: str) -> tuple[int, int]:
     import simdjson
@@ -160,12 +185,18 @@ def run_parse(files: list[str]) -> dict:
     import simdjson
 
     seconds, results = _pool_map(_parse_file, files)
-    return {"seconds": seconds, "processes": min(CORES, len(files)), "lines": sum(r[0] for r in results),
-            "unparsable": sum(r[1] for r in results), "pysimdjson": _version("pysimdjson"),
-            "simdjson": getattr(simdjson, "__version__", "")}
+    return {
+        "seconds": seconds,
+        "processes": min(CORES, len(files)),
+        "lines": sum(r[0] for r in results),
+        "unparsable": sum(r[1] for r in results),
+        "pysimdjson": _version("pysimdjson"),
+        "simdjson": getattr(simdjson, "__version__", ""),
+    }
 
 
 # -- d. inflate-only: gzip decompressed to nowhere, one process per core ------------
+
 
 def _inflate_file(path: str) -> int:
     from isal import isal_zlib
@@ -183,8 +214,12 @@ def _inflate_file(path: str) -> int:
 
 def run_inflate(files: list[str]) -> dict:
     seconds, results = _pool_map(_inflate_file, files)
-    return {"seconds": seconds, "processes": min(CORES, len(files)), "uncompressed_bytes": sum(results),
-            "inflater": f"isal_zlib {_version('isal')}"}
+    return {
+        "seconds": seconds,
+        "processes": min(CORES, len(files)),
+        "uncompressed_bytes": sum(results),
+        "inflater": f"isal_zlib {_version('isal')}",
+    }
 
 
 def _version(package: str) -> str:

@@ -63,7 +63,9 @@ def dimension_pool(rng: random.Random, n: int, day: date) -> pa.Array:
     """n dimension maps with the default dimensions and realistic cardinalities."""
     versions = [f"{v}.0" for v in range(40, 48)] + [f"{v}.0b{b}" for v in range(44, 48) for b in range(1, 8)]
     builds = [(day - timedelta(days=d)).strftime("%Y%m%d") + f"{h:02d}0000" for d in range(0, 120) for h in (0, 3)]
-    countries = ["US", "DE", "FR", "GB", "BR", "RU", "PL", "JP", "IN", "CN", "IT", "ES", "CA"] + [f"C{i}" for i in range(90)]
+    countries = ["US", "DE", "FR", "GB", "BR", "RU", "PL", "JP", "IN", "CN", "IT", "ES", "CA"] + [
+        f"C{i}" for i in range(90)
+    ]
     os_versions = ["5.1", "6.0", "6.1", "6.2", "6.3", "10.0", "15.0", "15.6", "4.4", "4.8"]
     cohorts = [None, "test", "control", "disqualified", "unsupportedChannel", "optedIn"]
     experiments = [None, "e10s-a@exp", "e10s-b@exp", "gfx@exp", "tls@exp"]
@@ -149,9 +151,11 @@ def measure(label: str, root: Path, runs: int) -> None:
             table = crash_aggregates.query(query, root)
             times.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
-        print(f"{label}, {name}: median {statistics.median(times):.3f} s of {runs} runs "
-              f"({', '.join(f'{t:.3f}' for t in times)}), CPU {statistics.median(cpu):.3f} s, "
-              f"{table.num_rows} rows")
+        print(
+            f"{label}, {name}: median {statistics.median(times):.3f} s of {runs} runs "
+            f"({', '.join(f'{t:.3f}' for t in times)}), CPU {statistics.median(cpu):.3f} s, "
+            f"{table.num_rows} rows"
+        )
 
 
 def main() -> None:
@@ -169,10 +173,14 @@ def main() -> None:
         if not (root / "submission_date=2016-03-15" / "_SUCCESS").exists():
             build(root, args.days, args.rows)
         parts, sidecars = sizes(root)
-        print(f"dataset: {args.days} days x {args.rows:,} aggregates, {parts / 1e6:.1f} MB of part files "
-              f"+ {sidecars / 1e6:.1f} MB of sidecars (+{100 * sidecars / parts:.0f} %) "
-              f"(built in {time.perf_counter() - started:.1f} s)")
-        print(f"load average before measuring: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        print(
+            f"dataset: {args.days} days x {args.rows:,} aggregates, {parts / 1e6:.1f} MB of part files "
+            f"+ {sidecars / 1e6:.1f} MB of sidecars (+{100 * sidecars / parts:.0f} %) "
+            f"(built in {time.perf_counter() - started:.1f} s)"
+        )
+        print(
+            f"load average before measuring: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        )
         measure("with sidecars", root, args.runs)
         if not args.no_old:
             old = Path(tempfile.mkdtemp(prefix="bench-sql-old-"))
@@ -180,7 +188,9 @@ def main() -> None:
                 measure("without sidecars", without_sidecars(root, old / "aggregates"), args.runs)
             finally:
                 shutil.rmtree(old, ignore_errors=True)
-        print(f"load average while measuring: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        print(
+            f"load average while measuring: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(root.parent, ignore_errors=True)

@@ -38,12 +38,10 @@ class CorpusSpec:
 # Realistic pings average ~118 KB (main 100-200 KB, crash pings ~3 KB): 9,500 of
 # them make ~1.1 GB; "realistic-2x" doubles that for the memory-growth check.
 CORPORA = (
-    CorpusSpec("realistic", "realistic", "none", 9_500, 400,
-               ("engine-1", "engine-N", "duckdb", "parse", "spark")),
+    CorpusSpec("realistic", "realistic", "none", 9_500, 400, ("engine-1", "engine-N", "duckdb", "parse", "spark")),
     CorpusSpec("realistic-gz", "realistic", "gzip", 9_500, 400, ("engine-N", "duckdb", "inflate")),
     CorpusSpec("realistic-2x", "realistic", "none", 19_000, 800, ("engine-N",)),
-    CorpusSpec("small", "small", "none", 1_500_000, 30_000,
-               ("engine-1", "engine-N", "duckdb", "parse", "spark")),
+    CorpusSpec("small", "small", "none", 1_500_000, 30_000, ("engine-1", "engine-N", "duckdb", "parse", "spark")),
     CorpusSpec("small-gz", "small", "gzip", 1_500_000, 30_000, ("engine-N", "duckdb", "inflate")),
 )
 
@@ -67,8 +65,14 @@ class Corpus:
 
 
 def _key(spec: CorpusSpec, pings: int) -> str:
-    params = {"profile": spec.profile, "compression": spec.compression, "pings": pings, "seed": SEED,
-              "day": DAY.isoformat(), "synth": hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()}
+    params = {
+        "profile": spec.profile,
+        "compression": spec.compression,
+        "pings": pings,
+        "seed": SEED,
+        "day": DAY.isoformat(),
+        "synth": hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest(),
+    }
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -89,14 +93,24 @@ def ensure(spec: CorpusSpec, corpus_dir: Path, quick: bool, log=print) -> Corpus
         shutil.rmtree(folder)
     log(f"generating corpus {name}: {pings:,} {spec.profile} pings, compression {spec.compression} ...")
     started = time.perf_counter()
-    summary = synth.generate(str(folder), [DAY], pings, seed=SEED, profile=spec.profile,
-                             compression=spec.compression)
-    corpus = Corpus(name=name, root=str(folder), day=DAY.isoformat(), profile=spec.profile,
-                    compression=spec.compression, pings=summary.pings, files=summary.files,
-                    bytes_on_disk=summary.bytes, uncompressed_bytes=summary.uncompressed_bytes, generator_key=key)
+    summary = synth.generate(str(folder), [DAY], pings, seed=SEED, profile=spec.profile, compression=spec.compression)
+    corpus = Corpus(
+        name=name,
+        root=str(folder),
+        day=DAY.isoformat(),
+        profile=spec.profile,
+        compression=spec.compression,
+        pings=summary.pings,
+        files=summary.files,
+        bytes_on_disk=summary.bytes,
+        uncompressed_bytes=summary.uncompressed_bytes,
+        generator_key=key,
+    )
     manifest.write_text(json.dumps(asdict(corpus), indent=2) + "\n")
-    log(f"  {summary.uncompressed_bytes / 1e6:,.0f} MB uncompressed, {summary.bytes / 1e6:,.0f} MB on disk, "
-        f"{summary.files} files, {time.perf_counter() - started:.0f} s")
+    log(
+        f"  {summary.uncompressed_bytes / 1e6:,.0f} MB uncompressed, {summary.bytes / 1e6:,.0f} MB on disk, "
+        f"{summary.files} files, {time.perf_counter() - started:.0f} s"
+    )
     return corpus
 
 

@@ -71,8 +71,11 @@ def info(cores: int) -> dict:
 def cpu_snapshot() -> dict:
     """Busy CPU seconds of the whole machine and of this process with everything it reaped."""
     t = psutil.cpu_times()
-    ours = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-               for f in ("ru_utime", "ru_stime"))
+    ours = sum(
+        getattr(resource.getrusage(who), f)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for f in ("ru_utime", "ru_stime")
+    )
     return {"wall": time.monotonic(), "busy": sum(t) - t.idle - getattr(t, "iowait", 0.0), "ours": ours}
 
 

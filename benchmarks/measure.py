@@ -43,8 +43,14 @@ class Sample:
 
 def run(cmd: list[str], timeout: float = 3600, env: dict | None = None) -> Sample:
     """Run ``cmd`` under the wrapper and return what was measured."""
-    wrapper = psutil.Popen([sys.executable, "-m", "benchmarks.measure", *cmd], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=env, text=True, cwd=ROOT)
+    wrapper = psutil.Popen(
+        [sys.executable, "-m", "benchmarks.measure", *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        cwd=ROOT,
+    )
     deadline = time.monotonic() + timeout
     peak_tree = peak_single = 0
     while wrapper.poll() is None:
@@ -77,8 +83,15 @@ def run(cmd: list[str], timeout: float = 3600, env: dict | None = None) -> Sampl
             pass
     # A process that its parent never reaps (a JVM killed at exit) escapes getrusage: the samples see it.
     peak = max(report["maxrss_kb"] * 1024, peak_single)
-    return Sample(report["seconds"], peak, peak_tree, report["returncode"],
-                  report["stdout"], report["stderr"], result if isinstance(result, dict) else {})
+    return Sample(
+        report["seconds"],
+        peak,
+        peak_tree,
+        report["returncode"],
+        report["stdout"],
+        report["stderr"],
+        result if isinstance(result, dict) else {},
+    )
 
 
 def _wrapper(cmd: list[str]) -> None:
@@ -86,11 +99,17 @@ def _wrapper(cmd: list[str]) -> None:
     done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     maxrss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
-    print(json.dumps({
-        "seconds": seconds, "maxrss_kb": maxrss_kb, "returncode": done.returncode,
-        "stdout": done.stdout.decode(errors="replace")[-TAIL:],
-        "stderr": done.stderr.decode(errors="replace")[-TAIL:],
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "maxrss_kb": maxrss_kb,
+                "returncode": done.returncode,
+                "stdout": done.stdout.decode(errors="replace")[-TAIL:],
+                "stderr": done.stderr.decode(errors="replace")[-TAIL:],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def console() -> Console:
 def header(args, cores: int) -> dict:
     return {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "quick": args.quick, "runs": args.runs, "only": args.only,
+        "quick": args.quick,
+        "runs": args.runs,
+        "only": args.only,
         "load_before": list(os.getloadavg()),
         "machine": machine.info(cores),
         "corpora": {},
@@ -53,12 +55,16 @@ def header(args, cores: int) -> dict:
 
 def preamble(results: dict, spark_why: str) -> str:
     m, load = results["machine"], results["load_before"]
-    lines = [f"{m['cpu']}, {m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, Python {m['python']}, "
-             f"commit {m['commit'][:10]}{' (dirty)' if m['dirty'] else ''}, parser: {m.get('parser', '?')}",
-             f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"]
+    lines = [
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, Python {m['python']}, "
+        f"commit {m['commit'][:10]}{' (dirty)' if m['dirty'] else ''}, parser: {m.get('parser', '?')}",
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+    ]
     if load[0] > LOAD_WARNING:
-        lines.append(f"[bold yellow]warning: load above {LOAD_WARNING}: other work shares the cores, "
-                     "figures will be low and noisy[/]")
+        lines.append(
+            f"[bold yellow]warning: load above {LOAD_WARNING}: other work shares the cores, "
+            "figures will be low and noisy[/]"
+        )
     if spark_why:
         lines.append(f"spark engine: {spark_why}")
     return "\n".join(lines)
@@ -71,8 +77,10 @@ def progress_line(corpus: str, kind: str, i: int, runs: int, run: dict, c) -> st
     s = run["seconds"]
     if "warning" in run:
         head += f"[yellow]{run['warning']}[/] "
-    return (head + f"{s:7.2f} s {c.uncompressed_bytes / MB / s:8.0f} MB/s {c.pings / s:10,.0f} pings/s"
-            f"   peak RSS {run['peak_rss'] / MB:5.0f} MB (tree {run['peak_tree_rss'] / MB:5.0f} MB)")
+    return (
+        head + f"{s:7.2f} s {c.uncompressed_bytes / MB / s:8.0f} MB/s {c.pings / s:10,.0f} pings/s"
+        f"   peak RSS {run['peak_rss'] / MB:5.0f} MB (tree {run['peak_tree_rss'] / MB:5.0f} MB)"
+    )
 
 
 # -- summary --------------------------------------------------------------------
@@ -85,11 +93,16 @@ def _median_of(corpus: dict, m: dict) -> dict:
     if not ok:
         return {"error": m["runs"][-1].get("error", "failed")}
     seconds = statistics.median(r["seconds"] for r in ok)
-    return {"seconds": seconds, "mb_per_s": corpus["uncompressed_bytes"] / MB / seconds,
-            "pings_per_s": corpus["pings"] / seconds, "runs": len(ok), "failed_runs": len(m["runs"]) - len(ok),
-            "peak_rss_mb": max(r["peak_rss"] for r in ok) / MB,
-            "peak_tree_rss_mb": max(r["peak_tree_rss"] for r in ok) / MB,
-            "result": ok[0].get("result", {})}
+    return {
+        "seconds": seconds,
+        "mb_per_s": corpus["uncompressed_bytes"] / MB / seconds,
+        "pings_per_s": corpus["pings"] / seconds,
+        "runs": len(ok),
+        "failed_runs": len(m["runs"]) - len(ok),
+        "peak_rss_mb": max(r["peak_rss"] for r in ok) / MB,
+        "peak_tree_rss_mb": max(r["peak_tree_rss"] for r in ok) / MB,
+        "result": ok[0].get("result", {}),
+    }
 
 
 def _ratio(a: dict | None, b: dict | None) -> float | None:
@@ -107,8 +120,12 @@ def summarise(results: dict) -> dict:
         a = medians.get(engine)
         rows[name] = {
             "medians": medians,
-            "ratios": {"a/b": _ratio(a, medians.get("duckdb")), "a/c": _ratio(a, medians.get("parse")),
-                       "a/d": _ratio(a, medians.get("inflate")), "a/e": _ratio(a, medians.get("spark"))},
+            "ratios": {
+                "a/b": _ratio(a, medians.get("duckdb")),
+                "a/c": _ratio(a, medians.get("parse")),
+                "a/d": _ratio(a, medians.get("inflate")),
+                "a/e": _ratio(a, medians.get("spark")),
+            },
             "scaling": _ratio(a, medians.get("engine-w1")) if cores > 1 else None,
         }
     return {"engine": engine, "rows": rows, "targets": targets(results, rows, engine)}
@@ -120,8 +137,11 @@ def targets(results: dict, rows: dict, engine: str) -> list[dict]:
 
     def rss(corpus: str, kinds=None):
         medians = rows.get(corpus, {}).get("medians", {})
-        values = [m["peak_rss_mb"] for k, m in medians.items()
-                  if k.startswith("engine") and "peak_rss_mb" in m and (kinds is None or k in kinds)]
+        values = [
+            m["peak_rss_mb"]
+            for k, m in medians.items()
+            if k.startswith("engine") and "peak_rss_mb" in m and (kinds is None or k in kinds)
+        ]
         return max(values) if values else None
 
     big = [v for v in (rss("realistic"), rss("realistic-gz"), rss("realistic-2x")) if v is not None]
@@ -139,9 +159,17 @@ def targets(results: dict, rows: dict, engine: str) -> list[dict]:
         ("startup: crash-aggregates --help < 0.3 s", startup, "<", STARTUP_LIMIT, " s"),
     ]
     checks = {">=": lambda v, t: v >= t, "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
-    return [{"target": t, "value": v, "op": op, "threshold": th, "unit": unit,
-             "status": "—" if v is None else ("PASS" if checks[op](v, th) else "FAIL")}
-            for t, v, op, th, unit in out]
+    return [
+        {
+            "target": t,
+            "value": v,
+            "op": op,
+            "threshold": th,
+            "unit": unit,
+            "status": "—" if v is None else ("PASS" if checks[op](v, th) else "FAIL"),
+        }
+        for t, v, op, th, unit in out
+    ]
 
 
 # -- rendering -----------------------------------------------------------------------
@@ -164,17 +192,41 @@ def _x(r: float | None) -> str:
 def render(con: Console, results: dict, summary: dict) -> None:
     engine, cores = summary["engine"], results["machine"]["cores"]
     table = Table(title=f"Throughput (medians of {results['runs']} runs; engine = --workers {cores})")
-    for col in ("corpus", "MB", "pings", "engine MB/s", "engine pings/s", "engine peak RSS MB",
-                "DuckDB MB/s", "DuckDB pings/s", "parse MB/s", "inflate MB/s", "Spark MB/s", "a/b", "a/c | a/d", "a/e"):
+    for col in (
+        "corpus",
+        "MB",
+        "pings",
+        "engine MB/s",
+        "engine pings/s",
+        "engine peak RSS MB",
+        "DuckDB MB/s",
+        "DuckDB pings/s",
+        "parse MB/s",
+        "inflate MB/s",
+        "Spark MB/s",
+        "a/b",
+        "a/c | a/d",
+        "a/e",
+    ):
         table.add_column(col, justify="left" if col == "corpus" else "right", no_wrap=col == "corpus")
     for name, row in summary["rows"].items():
         c, m, r = results["corpora"][name]["corpus"], row["medians"], row["ratios"]
-        table.add_row(name, f"{c['uncompressed_bytes'] / MB:,.0f}", f"{c['pings']:,}",
-                      _fmt(m.get(engine), "mb_per_s"), _fmt(m.get(engine), "pings_per_s"),
-                      _fmt(m.get(engine), "peak_rss_mb"), _fmt(m.get("duckdb"), "mb_per_s"),
-                      _fmt(m.get("duckdb"), "pings_per_s"), _fmt(m.get("parse"), "mb_per_s"),
-                      _fmt(m.get("inflate"), "mb_per_s"), _fmt(m.get("spark"), "mb_per_s"),
-                      _x(r["a/b"]), _x(r["a/d"] if c["compression"] == "gzip" else r["a/c"]), _x(r["a/e"]))
+        table.add_row(
+            name,
+            f"{c['uncompressed_bytes'] / MB:,.0f}",
+            f"{c['pings']:,}",
+            _fmt(m.get(engine), "mb_per_s"),
+            _fmt(m.get(engine), "pings_per_s"),
+            _fmt(m.get(engine), "peak_rss_mb"),
+            _fmt(m.get("duckdb"), "mb_per_s"),
+            _fmt(m.get("duckdb"), "pings_per_s"),
+            _fmt(m.get("parse"), "mb_per_s"),
+            _fmt(m.get("inflate"), "mb_per_s"),
+            _fmt(m.get("spark"), "mb_per_s"),
+            _x(r["a/b"]),
+            _x(r["a/d"] if c["compression"] == "gzip" else r["a/c"]),
+            _x(r["a/e"]),
+        )
     con.print(table)
 
     if any("engine-w1" in row["medians"] for row in summary["rows"].values()):
@@ -184,29 +236,50 @@ def render(con: Console, results: dict, summary: dict) -> None:
         for name, row in summary["rows"].items():
             one = row["medians"].get("engine-w1")
             if one:
-                scaling.add_row(name, _fmt(one, "mb_per_s"), _fmt(row["medians"].get(engine), "mb_per_s"),
-                                _x(row["scaling"]), _fmt(one, "peak_rss_mb"))
+                scaling.add_row(
+                    name,
+                    _fmt(one, "mb_per_s"),
+                    _fmt(row["medians"].get(engine), "mb_per_s"),
+                    _x(row["scaling"]),
+                    _fmt(one, "peak_rss_mb"),
+                )
         con.print(scaling)
 
     _render_agreement(con, summary)
 
-    verdict = Table(title="Targets (issue 6)" + ("  [yellow]--quick: corpora < 1 GB, indicative only[/]"
-                                                 if results["quick"] else ""))
+    verdict = Table(
+        title="Targets (issue 6)"
+        + ("  [yellow]--quick: corpora < 1 GB, indicative only[/]" if results["quick"] else "")
+    )
     for col in ("target", "measured", "status"):
         verdict.add_column(col)
     for t in summary["targets"]:
-        value = "not measured" if t["value"] is None else (
-            f"{t['value']:+.1%}" if t["unit"] == "" else f"{t['value']:.2f}x" if t["unit"] == "x"
-            else f"{t['value']:.0f} MB" if t["unit"] == " MB" else f"{t['value']:.3f} s")
+        value = (
+            "not measured"
+            if t["value"] is None
+            else (
+                f"{t['value']:+.1%}"
+                if t["unit"] == ""
+                else f"{t['value']:.2f}x"
+                if t["unit"] == "x"
+                else f"{t['value']:.0f} MB"
+                if t["unit"] == " MB"
+                else f"{t['value']:.3f} s"
+            )
+        )
         style = {"PASS": "green", "FAIL": "bold red"}.get(t["status"], "dim")
         verdict.add_row(t["target"], value, f"[{style}]{t['status']}[/]")
     con.print(verdict)
     load, others = results["load_after"], results["other_processes_cores"]
-    con.print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; other processes kept "
-              f"{others:.2f} of {cores} cores busy on average during the measurements")
+    con.print(
+        f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; other processes kept "
+        f"{others:.2f} of {cores} cores busy on average during the measurements"
+    )
     if others > QUIET_CORES:
-        con.print(f"[bold yellow]not a verdict: the machine was not quiet (other work above {QUIET_CORES} "
-                  "core): run again when it is[/]")
+        con.print(
+            f"[bold yellow]not a verdict: the machine was not quiet (other work above {QUIET_CORES} "
+            "core): run again when it is[/]"
+        )
     con.print(LEGEND, markup=False)
 
 
@@ -222,8 +295,14 @@ def _render_agreement(con: Console, summary: dict) -> None:
         if not (a and b):
             continue
         va, vb = [tuple(x.get(k) for k in keys) for x in (a, b)]
-        note = "same" if va == vb else "DuckDB: " + ", ".join(
-            f"{y - x:+,} {k.split('_')[0] if k != 'aggregates' else k}" for k, x, y in zip(keys, va, vb) if x != y)
+        note = (
+            "same"
+            if va == vb
+            else "DuckDB: "
+            + ", ".join(
+                f"{y - x:+,} {k.split('_')[0] if k != 'aggregates' else k}" for k, x, y in zip(keys, va, vb) if x != y
+            )
+        )
         table.add_row(name, " / ".join(f"{v:,}" for v in va), " / ".join(f"{v:,}" for v in vb), note)
     if table.row_count:
         con.print(table)

@@ -59,16 +59,22 @@ def variants(profile: str, count: int, seed: int = 0) -> list[bytes]:
         activity = DAY - timedelta(days=rng.choice([0, 0, 1, 1, 2, 3, 5, 9]))
         doc["type"] = "crash" if is_crash else "main"
         doc["creationDate"] = f"{activity.isoformat()}T10:00:00.000Z"
-        doc["meta"] = {"submissionDate": DAY.strftime("%Y%m%d"), "docType": doc["type"],
-                       "geoCountry": rng.choice(["US", "DE", "FR", "BR", "IN", "JP"])}
+        doc["meta"] = {
+            "submissionDate": DAY.strftime("%Y%m%d"),
+            "docType": doc["type"],
+            "geoCountry": rng.choice(["US", "DE", "FR", "BR", "IN", "JP"]),
+        }
         app = doc.setdefault("application", {})
         app["channel"] = rng.choice(["release", "release", "beta", "nightly", "aurora"])
         app["name"] = "Firefox"
         env = doc.setdefault("environment", {})
-        env.setdefault("build", {}).update(version=rng.choice(["44.0", "45.0", "46.0a2"]),
-                                           buildId=rng.choice(["20160301000000", "20160307030208", "20160210153822"]))
-        env.setdefault("system", {}).setdefault("os", {}).update(name=rng.choice(["Windows_NT", "Darwin", "Linux"]),
-                                                                 version=rng.choice(["6.1", "10.0", "15.3.0"]))
+        env.setdefault("build", {}).update(
+            version=rng.choice(["44.0", "45.0", "46.0a2"]),
+            buildId=rng.choice(["20160301000000", "20160307030208", "20160210153822"]),
+        )
+        env.setdefault("system", {}).setdefault("os", {}).update(
+            name=rng.choice(["Windows_NT", "Darwin", "Linux"]), version=rng.choice(["6.1", "10.0", "15.3.0"])
+        )
         env.setdefault("settings", {})["e10sEnabled"] = rng.choice([True, False])
         payload = doc.setdefault("payload", {})
         if is_crash:
@@ -78,7 +84,9 @@ def variants(profile: str, count: int, seed: int = 0) -> list[bytes]:
             info["subsessionStartDate"] = f"{activity.isoformat()}T00:00:00.0+01:00"
             info["subsessionLength"] = rng.choice([60, 600, 3600, 14400])
         payload.setdefault("keyedHistograms", {})["SUBPROCESS_CRASHES_WITH_DUMP"] = {
-            "content": {"values": {"0": rng.choice([0, 0, 1])}}, "plugin": {"values": {"0": rng.choice([0, 1])}}}
+            "content": {"values": {"0": rng.choice([0, 0, 1])}},
+            "plugin": {"values": {"0": rng.choice([0, 1])}},
+        }
         out.append(json.dumps(doc, separators=(",", ":")).encode())
     return out
 
@@ -170,23 +178,35 @@ def main() -> None:
 
     wall, spark_cpu = min(walls), min(cpus)
     mb = raw_bytes / 1e6
-    print(json.dumps({
-        "profile": args.profile,
-        "pings": args.pings,
-        "ping_kb": round(raw_bytes / args.pings / 1e3, 1),
-        "json_mb": round(mb, 1),
-        "gzip_mb": round(file_bytes / 1e6, 1),
-        "aggregates": len(total.aggregates),
-        "load_average_1min": os.getloadavg()[0],
-        "spark": {"master": args.master, "cores": cores, "seconds": [round(w, 2) for w in walls],
-                  "pings_per_s_per_core": round(args.pings / wall / cores),
-                  "json_mb_per_s_per_core": round(mb / wall / cores, 1),
-                  "cpu_seconds": [round(c, 2) for c in cpus],
-                  "pings_per_cpu_second": round(args.pings / spark_cpu),
-                  "json_mb_per_cpu_second": round(mb / spark_cpu, 1)},
-        "per_ping_code_one_core": {"cpu_seconds": round(cpu, 2), "pings_per_s": round(args.pings / cpu),
-                                   "json_mb_per_s": round(mb / cpu, 1)},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "profile": args.profile,
+                "pings": args.pings,
+                "ping_kb": round(raw_bytes / args.pings / 1e3, 1),
+                "json_mb": round(mb, 1),
+                "gzip_mb": round(file_bytes / 1e6, 1),
+                "aggregates": len(total.aggregates),
+                "load_average_1min": os.getloadavg()[0],
+                "spark": {
+                    "master": args.master,
+                    "cores": cores,
+                    "seconds": [round(w, 2) for w in walls],
+                    "pings_per_s_per_core": round(args.pings / wall / cores),
+                    "json_mb_per_s_per_core": round(mb / wall / cores, 1),
+                    "cpu_seconds": [round(c, 2) for c in cpus],
+                    "pings_per_cpu_second": round(args.pings / spark_cpu),
+                    "json_mb_per_cpu_second": round(mb / spark_cpu, 1),
+                },
+                "per_ping_code_one_core": {
+                    "cpu_seconds": round(cpu, 2),
+                    "pings_per_s": round(args.pings / cpu),
+                    "json_mb_per_s": round(mb / cpu, 1),
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def write_day(root: Path, day: str, lines: list, name: str = "pings.ndjson", com
     folder = Path(root) / f"submission_date={day}"
     folder.mkdir(parents=True, exist_ok=True)
     data = b"".join(
-        (line if isinstance(line, bytes) else line.encode() if isinstance(line, str) else json.dumps(line).encode()) + b"\n"
+        (line if isinstance(line, bytes) else line.encode() if isinstance(line, str) else json.dumps(line).encode())
+        + b"\n"
         for line in lines
     )
     if compression == "gzip":

@@ -96,7 +96,11 @@ def encode(value) -> bytes:
         return value.text
     if isinstance(value, (dict, Dup)):
         items = value.items() if isinstance(value, dict) else value
-        return b"{" + b", ".join(encode(k if isinstance(k, Raw) else Raw(_scalar(k))) + b": " + encode(v) for k, v in items) + b"}"
+        return (
+            b"{"
+            + b", ".join(encode(k if isinstance(k, Raw) else Raw(_scalar(k))) + b": " + encode(v) for k, v in items)
+            + b"}"
+        )
     if isinstance(value, list):
         return b"[" + b", ".join(encode(v) for v in value) + b"]"
     return _scalar(value)

@@ -30,7 +30,13 @@ def _row(submission, activity, dims, usage, main, content, plugin, gmplugin, pin
     }
 
 
-_BASE = {"build_version": "45.0", "application": "Firefox", "os_name": "Windows_NT", "country": "US", "e10s_enabled": "True"}
+_BASE = {
+    "build_version": "45.0",
+    "application": "Firefox",
+    "os_name": "Windows_NT",
+    "country": "US",
+    "e10s_enabled": "True",
+}
 
 
 def _dims(**kw):
@@ -44,24 +50,161 @@ def _dims(**kw):
 #: The published rows. Names r1..r11 are used in comments of the tests.
 ROWS = [
     # submission 2016-03-14
-    _row("2016-03-14", "2016-03-14", _dims(channel="release", build_id="20160301000000", e10s_cohort="test"), 60000, 120, 30, 12, 3, 500),  # r1
-    _row("2016-03-14", "2016-03-13", _dims(channel="release", build_id="20160301000000", e10s_cohort="control", os_name="Linux"), 50000, 40, 10, 5, 1, 400),  # r2
-    _row("2016-03-14", "2016-03-14", _dims(channel="beta", build_id="20160305000000", e10s_cohort="test", build_version="46.0b1"), 30000, 90, 20, 6, 0, 300),  # r3
-    _row("2016-03-14", "2016-03-14", _dims(channel="nightly", build_id="20160310030000", e10s_cohort="test", experiment_id="e10s-nightly@experiments.mozilla.org", experiment_branch="control", build_version="48.0a1"), 20000, 100, 8, 4, 2, 200),  # r4
-    _row("2016-03-14", "2016-03-12", _dims(channel="release", build_id="2016030100000x", e10s_cohort="test"), 200000, 5, 1, 1, 0, 900),  # r5
+    _row(
+        "2016-03-14",
+        "2016-03-14",
+        _dims(channel="release", build_id="20160301000000", e10s_cohort="test"),
+        60000,
+        120,
+        30,
+        12,
+        3,
+        500,
+    ),  # r1
+    _row(
+        "2016-03-14",
+        "2016-03-13",
+        _dims(channel="release", build_id="20160301000000", e10s_cohort="control", os_name="Linux"),
+        50000,
+        40,
+        10,
+        5,
+        1,
+        400,
+    ),  # r2
+    _row(
+        "2016-03-14",
+        "2016-03-14",
+        _dims(channel="beta", build_id="20160305000000", e10s_cohort="test", build_version="46.0b1"),
+        30000,
+        90,
+        20,
+        6,
+        0,
+        300,
+    ),  # r3
+    _row(
+        "2016-03-14",
+        "2016-03-14",
+        _dims(
+            channel="nightly",
+            build_id="20160310030000",
+            e10s_cohort="test",
+            experiment_id="e10s-nightly@experiments.mozilla.org",
+            experiment_branch="control",
+            build_version="48.0a1",
+        ),
+        20000,
+        100,
+        8,
+        4,
+        2,
+        200,
+    ),  # r4
+    _row(
+        "2016-03-14",
+        "2016-03-12",
+        _dims(channel="release", build_id="2016030100000x", e10s_cohort="test"),
+        200000,
+        5,
+        1,
+        1,
+        0,
+        900,
+    ),  # r5
     # submission 2016-03-15
-    _row("2016-03-15", "2016-03-15", _dims(channel="release", build_id="20160301000000", e10s_cohort="test"), 70000, 130, 35, 10, 4, 600),  # r6
-    _row("2016-03-15", "2016-03-14", _dims(channel="release", build_id="20160301000000", e10s_cohort="control"), 40000, 20, 5, 2, 0, 350),  # r7
-    _row("2016-03-15", "2016-03-15", _dims(channel="beta", build_id="20160305000000", e10s_cohort=None, build_version="46.0b1"), 150000, 300, 60, 20, 5, 1000),  # r8
-    _row("2016-03-15", "2016-03-15", _dims(channel="nightly", build_id="20160115000000", e10s_cohort="test", build_version="47.0a1"), 500000, 10, 2, 1, 0, 2000),  # r9
-    _row("2016-03-15", "2016-03-15", _dims(channel="aurora", build_id=None, e10s_cohort=None, country=None, build_version="47.0a2"), 0, 3, 0, 0, 0, 0),  # r10
-    _row("2016-03-15", "2016-03-15", _dims(channel="beta", build_id="20160305000000", e10s_cohort="test", build_version="46.0b1"), 90000, 45, 9, 3, 1, 700),  # r11
+    _row(
+        "2016-03-15",
+        "2016-03-15",
+        _dims(channel="release", build_id="20160301000000", e10s_cohort="test"),
+        70000,
+        130,
+        35,
+        10,
+        4,
+        600,
+    ),  # r6
+    _row(
+        "2016-03-15",
+        "2016-03-14",
+        _dims(channel="release", build_id="20160301000000", e10s_cohort="control"),
+        40000,
+        20,
+        5,
+        2,
+        0,
+        350,
+    ),  # r7
+    _row(
+        "2016-03-15",
+        "2016-03-15",
+        _dims(channel="beta", build_id="20160305000000", e10s_cohort=None, build_version="46.0b1"),
+        150000,
+        300,
+        60,
+        20,
+        5,
+        1000,
+    ),  # r8
+    _row(
+        "2016-03-15",
+        "2016-03-15",
+        _dims(channel="nightly", build_id="20160115000000", e10s_cohort="test", build_version="47.0a1"),
+        500000,
+        10,
+        2,
+        1,
+        0,
+        2000,
+    ),  # r9
+    _row(
+        "2016-03-15",
+        "2016-03-15",
+        _dims(channel="aurora", build_id=None, e10s_cohort=None, country=None, build_version="47.0a2"),
+        0,
+        3,
+        0,
+        0,
+        0,
+        0,
+    ),  # r10
+    _row(
+        "2016-03-15",
+        "2016-03-15",
+        _dims(channel="beta", build_id="20160305000000", e10s_cohort="test", build_version="46.0b1"),
+        90000,
+        45,
+        9,
+        3,
+        1,
+        700,
+    ),  # r11
 ]
 
 #: A partition that exists on disk but has no _SUCCESS: never visible.
-UNPUBLISHED = _row("2016-03-16", "2016-03-16", _dims(channel="unpublished", build_id="20160301000000", e10s_cohort="test"), 999999, 999, 9, 9, 9, 9)
+UNPUBLISHED = _row(
+    "2016-03-16",
+    "2016-03-16",
+    _dims(channel="unpublished", build_id="20160301000000", e10s_cohort="test"),
+    999999,
+    999,
+    9,
+    9,
+    9,
+    9,
+)
 #: A stale data file in a published partition that _SUCCESS does not name: never visible.
-STALE = _row("2016-03-15", "2016-03-15", _dims(channel="stale", build_id="20160301000000", e10s_cohort="test"), 888888, 888, 8, 8, 8, 8)
+STALE = _row(
+    "2016-03-15",
+    "2016-03-15",
+    _dims(channel="stale", build_id="20160301000000", e10s_cohort="test"),
+    888888,
+    888,
+    8,
+    8,
+    8,
+    8,
+)
 
 
 def table(rows) -> pa.Table:

@@ -17,60 +17,113 @@ from sqldata import ROWS, _dims, _row, build, dataset, strip_sidecars  # noqa: F
 from test_presto import CASES
 
 #: The flat columns of the sidecars, as the rewrite is told about them.
-COLUMNS = {"dimensions['channel']", "dimensions['os_name']", "dimensions['it''s']", "stats['usage_hours']", "stats['main_crashes']"}
+COLUMNS = {
+    "dimensions['channel']",
+    "dimensions['os_name']",
+    "dimensions['it''s']",
+    "stats['usage_hours']",
+    "stats['main_crashes']",
+}
 W = "crash_aggregates_wide AS crash_aggregates"
 
 # (dialect, query, the DuckDB SQL after the rewrite, or None: left as it is)
 REWRITES = [
     # -- rewritten ------------------------------------------------------------------------
-    ("presto", "SELECT dimensions['channel'] AS channel, sum(stats['usage_hours']) AS hours FROM crash_aggregates "
-               "WHERE submission_date >= DATE '2016-03-01' GROUP BY dimensions['channel'] ORDER BY 2 DESC",
-     f"SELECT \"dimensions['channel']\" AS channel, SUM(\"stats['usage_hours']\") AS hours FROM {W} "
-     "WHERE submission_date >= CAST('2016-03-01' AS DATE) GROUP BY \"dimensions['channel']\" ORDER BY 2 DESC"),
-    ("presto", "SELECT element_at(dimensions, 'os_name') FROM crash_aggregates",
-     f"SELECT \"dimensions['os_name']\" AS _col0 FROM {W}"),
-    ("presto", "SELECT t.dimensions['channel'], sum(t.stats['main_crashes']) FROM crash_aggregates AS t GROUP BY 1",
-     "SELECT t.\"dimensions['channel']\" AS _col0, SUM(t.\"stats['main_crashes']\") AS _col1 FROM crash_aggregates_wide AS t GROUP BY 1"),
+    (
+        "presto",
+        "SELECT dimensions['channel'] AS channel, sum(stats['usage_hours']) AS hours FROM crash_aggregates "
+        "WHERE submission_date >= DATE '2016-03-01' GROUP BY dimensions['channel'] ORDER BY 2 DESC",
+        f"SELECT \"dimensions['channel']\" AS channel, SUM(\"stats['usage_hours']\") AS hours FROM {W} "
+        "WHERE submission_date >= CAST('2016-03-01' AS DATE) GROUP BY \"dimensions['channel']\" ORDER BY 2 DESC",
+    ),
+    (
+        "presto",
+        "SELECT element_at(dimensions, 'os_name') FROM crash_aggregates",
+        f"SELECT \"dimensions['os_name']\" AS _col0 FROM {W}",
+    ),
+    (
+        "presto",
+        "SELECT t.dimensions['channel'], sum(t.stats['main_crashes']) FROM crash_aggregates AS t GROUP BY 1",
+        "SELECT t.\"dimensions['channel']\" AS _col0, SUM(t.\"stats['main_crashes']\") AS _col1 FROM crash_aggregates_wide AS t GROUP BY 1",
+    ),
     ("presto", "SELECT dimensions['it''s'] FROM crash_aggregates", f"SELECT \"dimensions['it''s']\" AS _col0 FROM {W}"),
     # a key no sidecar has stays a subscript; the table is widened for the other one
-    ("presto", "SELECT dimensions['country'], dimensions['channel'] FROM crash_aggregates",
-     f"SELECT dimensions['country'] AS _col0, \"dimensions['channel']\" AS _col1 FROM {W}"),
+    (
+        "presto",
+        "SELECT dimensions['country'], dimensions['channel'] FROM crash_aggregates",
+        f"SELECT dimensions['country'] AS _col0, \"dimensions['channel']\" AS _col1 FROM {W}",
+    ),
     # maps used whole stay maps
-    ("presto", "SELECT cardinality(dimensions) FROM crash_aggregates WHERE dimensions['channel'] = 'beta'",
-     f"SELECT CARDINALITY(dimensions) AS _col0 FROM {W} WHERE \"dimensions['channel']\" = 'beta'"),
+    (
+        "presto",
+        "SELECT cardinality(dimensions) FROM crash_aggregates WHERE dimensions['channel'] = 'beta'",
+        f"SELECT CARDINALITY(dimensions) AS _col0 FROM {W} WHERE \"dimensions['channel']\" = 'beta'",
+    ),
     # every SELECT that reads the table, wherever it is
-    ("presto", "SELECT channel, hours FROM (SELECT dimensions['channel'] AS channel, sum(stats['usage_hours']) AS hours "
-               "FROM crash_aggregates GROUP BY 1) WHERE hours > 0",
-     f"SELECT channel, hours FROM (SELECT \"dimensions['channel']\" AS channel, SUM(\"stats['usage_hours']\") AS hours "
-     f"FROM {W} GROUP BY 1) WHERE hours > 0"),
-    ("presto", "WITH c AS (SELECT dimensions['channel'] AS ch FROM crash_aggregates) SELECT ch, count(*) FROM c GROUP BY 1",
-     f"WITH c AS (SELECT \"dimensions['channel']\" AS ch FROM {W}) SELECT ch, COUNT(*) AS _col1 FROM c GROUP BY 1"),
-    ("presto", "SELECT count(*) FROM crash_aggregates WHERE dimensions['channel'] IN "
-               "(SELECT dimensions['channel'] FROM crash_aggregates WHERE stats['usage_hours'] > 10)",
-     f"SELECT COUNT(*) AS _col0 FROM {W} WHERE \"dimensions['channel']\" IN "
-     f"(SELECT \"dimensions['channel']\" FROM {W} WHERE \"stats['usage_hours']\" > 10)"),
-    ("presto", "SELECT dimensions['channel'] FROM crash_aggregates UNION ALL SELECT dimensions['os_name'] FROM crash_aggregates",
-     f"SELECT \"dimensions['channel']\" AS _col0 FROM {W} UNION ALL SELECT \"dimensions['os_name']\" FROM {W}"),
+    (
+        "presto",
+        "SELECT channel, hours FROM (SELECT dimensions['channel'] AS channel, sum(stats['usage_hours']) AS hours "
+        "FROM crash_aggregates GROUP BY 1) WHERE hours > 0",
+        f"SELECT channel, hours FROM (SELECT \"dimensions['channel']\" AS channel, SUM(\"stats['usage_hours']\") AS hours "
+        f"FROM {W} GROUP BY 1) WHERE hours > 0",
+    ),
+    (
+        "presto",
+        "WITH c AS (SELECT dimensions['channel'] AS ch FROM crash_aggregates) SELECT ch, count(*) FROM c GROUP BY 1",
+        f"WITH c AS (SELECT \"dimensions['channel']\" AS ch FROM {W}) SELECT ch, COUNT(*) AS _col1 FROM c GROUP BY 1",
+    ),
+    (
+        "presto",
+        "SELECT count(*) FROM crash_aggregates WHERE dimensions['channel'] IN "
+        "(SELECT dimensions['channel'] FROM crash_aggregates WHERE stats['usage_hours'] > 10)",
+        f"SELECT COUNT(*) AS _col0 FROM {W} WHERE \"dimensions['channel']\" IN "
+        f"(SELECT \"dimensions['channel']\" FROM {W} WHERE \"stats['usage_hours']\" > 10)",
+    ),
+    (
+        "presto",
+        "SELECT dimensions['channel'] FROM crash_aggregates UNION ALL SELECT dimensions['os_name'] FROM crash_aggregates",
+        f"SELECT \"dimensions['channel']\" AS _col0 FROM {W} UNION ALL SELECT \"dimensions['os_name']\" FROM {W}",
+    ),
     # other sources whose columns are known not to include the maps
-    ("presto", "SELECT dimensions['channel'], s.x FROM crash_aggregates CROSS JOIN (SELECT 1 AS x) AS s",
-     f"SELECT \"dimensions['channel']\" AS _col0, s.x FROM {W} CROSS JOIN (SELECT 1 AS x) AS s"),
-    ("presto", "SELECT x FROM crash_aggregates CROSS JOIN UNNEST(ARRAY['a']) AS t(x) WHERE dimensions['channel'] = 'beta'",
-     f"SELECT x FROM {W} CROSS JOIN UNNEST(['a']) AS t(x) WHERE \"dimensions['channel']\" = 'beta'"),
+    (
+        "presto",
+        "SELECT dimensions['channel'], s.x FROM crash_aggregates CROSS JOIN (SELECT 1 AS x) AS s",
+        f"SELECT \"dimensions['channel']\" AS _col0, s.x FROM {W} CROSS JOIN (SELECT 1 AS x) AS s",
+    ),
+    (
+        "presto",
+        "SELECT x FROM crash_aggregates CROSS JOIN UNNEST(ARRAY['a']) AS t(x) WHERE dimensions['channel'] = 'beta'",
+        f"SELECT x FROM {W} CROSS JOIN UNNEST(['a']) AS t(x) WHERE \"dimensions['channel']\" = 'beta'",
+    ),
     # a self join: qualified columns say which table
-    ("presto", "SELECT a.dimensions['channel'], b.stats['usage_hours'] FROM crash_aggregates AS a "
-               "JOIN crash_aggregates AS b ON a.activity_date = b.activity_date",
-     "SELECT a.\"dimensions['channel']\" AS _col0, b.\"stats['usage_hours']\" AS _col1 FROM crash_aggregates_wide AS a "
-     "JOIN crash_aggregates_wide AS b ON a.activity_date = b.activity_date"),
+    (
+        "presto",
+        "SELECT a.dimensions['channel'], b.stats['usage_hours'] FROM crash_aggregates AS a "
+        "JOIN crash_aggregates AS b ON a.activity_date = b.activity_date",
+        "SELECT a.\"dimensions['channel']\" AS _col0, b.\"stats['usage_hours']\" AS _col1 FROM crash_aggregates_wide AS a "
+        "JOIN crash_aggregates_wide AS b ON a.activity_date = b.activity_date",
+    ),
     # a nested query with its own table does not hold the outer one back
-    ("presto", "SELECT dimensions['channel'], (SELECT count(*) FROM crash_aggregates) FROM crash_aggregates",
-     f"SELECT \"dimensions['channel']\" AS _col0, (SELECT COUNT(*) FROM crash_aggregates) AS _col1 FROM {W}"),
-    ("duckdb", "SELECT dimensions['channel'] AS c FROM crash_aggregates", f"SELECT \"dimensions['channel']\" AS c FROM {W}"),
+    (
+        "presto",
+        "SELECT dimensions['channel'], (SELECT count(*) FROM crash_aggregates) FROM crash_aggregates",
+        f"SELECT \"dimensions['channel']\" AS _col0, (SELECT COUNT(*) FROM crash_aggregates) AS _col1 FROM {W}",
+    ),
+    (
+        "duckdb",
+        "SELECT dimensions['channel'] AS c FROM crash_aggregates",
+        f"SELECT \"dimensions['channel']\" AS c FROM {W}",
+    ),
     # -- left as they are ---------------------------------------------------------------------
     ("presto", "SELECT dimensions['country'] FROM crash_aggregates", None),  # no sidecar has the key
     ("presto", "SELECT dimensions['Channel'] FROM crash_aggregates", None),  # keys are case-sensitive
     ("presto", "SELECT dimensions[lower('CHANNEL')] FROM crash_aggregates", None),  # not a constant string
     ("presto", "SELECT count(*) FROM crash_aggregates WHERE submission_date = DATE '2016-03-15'", None),  # no subscript
-    ("presto", "SELECT * FROM crash_aggregates WHERE dimensions['channel'] = 'beta'", None),  # * shows exactly the table
+    (
+        "presto",
+        "SELECT * FROM crash_aggregates WHERE dimensions['channel'] = 'beta'",
+        None,
+    ),  # * shows exactly the table
     ("presto", "SELECT t.*, t.dimensions['channel'] FROM crash_aggregates AS t", None),
     ("duckdb", "SELECT * EXCLUDE (stats) FROM crash_aggregates WHERE dimensions['channel'] = 'beta'", None),
     ("duckdb", "SELECT COLUMNS('dim.*'), dimensions['channel'] FROM crash_aggregates", None),
@@ -78,23 +131,51 @@ REWRITES = [
     ("duckdb", "SELECT element_at(dimensions, 'channel') FROM crash_aggregates", None),  # DuckDB's returns a list
     # a source that has (or may have) a column of the same name: unqualified columns are ambiguous
     ("presto", "SELECT dimensions['channel'] FROM crash_aggregates CROSS JOIN (SELECT 1 AS dimensions) AS s", None),
-    ("presto", "WITH c AS (SELECT stats AS dimensions FROM crash_aggregates) SELECT c.dimensions['usage_hours'] FROM c", None),
-    ("presto", "SELECT dimensions['channel'] FROM crash_aggregates AS a JOIN crash_aggregates AS b ON a.activity_date = b.activity_date", None),
-    ("presto", "SELECT stats AS dimensions, dimensions['channel'] FROM crash_aggregates ORDER BY dimensions['channel']", None),
+    (
+        "presto",
+        "WITH c AS (SELECT stats AS dimensions FROM crash_aggregates) SELECT c.dimensions['usage_hours'] FROM c",
+        None,
+    ),
+    (
+        "presto",
+        "SELECT dimensions['channel'] FROM crash_aggregates AS a JOIN crash_aggregates AS b ON a.activity_date = b.activity_date",
+        None,
+    ),
+    (
+        "presto",
+        "SELECT stats AS dimensions, dimensions['channel'] FROM crash_aggregates ORDER BY dimensions['channel']",
+        None,
+    ),
     ("presto", "SELECT dimensions['channel'] FROM crash_aggregates AS t(sd, ad, dimensions, stats)", None),
     ("presto", "SELECT transform(ARRAY[stats], dimensions -> dimensions['usage_hours']) FROM crash_aggregates", None),
     # a nested query that reads the outer table's maps
-    ("presto", "SELECT k, count(*) FROM crash_aggregates CROSS JOIN UNNEST(dimensions) AS t(k, v) "
-               "WHERE dimensions['channel'] = 'beta' GROUP BY k", None),
-    ("presto", "SELECT dimensions['channel'], (SELECT max(x) FROM UNNEST(ARRAY[1]) AS u(x) WHERE x < cardinality(dimensions)) "
-               "FROM crash_aggregates GROUP BY dimensions", None),
+    (
+        "presto",
+        "SELECT k, count(*) FROM crash_aggregates CROSS JOIN UNNEST(dimensions) AS t(k, v) "
+        "WHERE dimensions['channel'] = 'beta' GROUP BY k",
+        None,
+    ),
+    (
+        "presto",
+        "SELECT dimensions['channel'], (SELECT max(x) FROM UNNEST(ARRAY[1]) AS u(x) WHERE x < cardinality(dimensions)) "
+        "FROM crash_aggregates GROUP BY dimensions",
+        None,
+    ),
     # joins whose meaning depends on the columns, samples
     ("duckdb", "SELECT a.dimensions['channel'] FROM crash_aggregates AS a NATURAL JOIN crash_aggregates AS b", None),
-    ("duckdb", "SELECT a.dimensions['channel'] FROM crash_aggregates AS a SEMI JOIN crash_aggregates AS b ON a.activity_date = b.activity_date", None),
+    (
+        "duckdb",
+        "SELECT a.dimensions['channel'] FROM crash_aggregates AS a SEMI JOIN crash_aggregates AS b ON a.activity_date = b.activity_date",
+        None,
+    ),
     ("duckdb", "SELECT dimensions['channel'] FROM crash_aggregates USING SAMPLE 50 PERCENT (bernoulli, 1)", None),
     # names the rewrite would use are already taken by the query
     ("presto", "SELECT dimensions['channel'] AS \"stats['usage_hours']\" FROM crash_aggregates", None),
-    ("presto", "WITH crash_aggregates_wide AS (SELECT 1 AS x) SELECT dimensions['channel'], x FROM crash_aggregates, crash_aggregates_wide", None),
+    (
+        "presto",
+        "WITH crash_aggregates_wide AS (SELECT 1 AS x) SELECT dimensions['channel'], x FROM crash_aggregates, crash_aggregates_wide",
+        None,
+    ),
     ("presto", "DESCRIBE crash_aggregates", None),
 ]
 
@@ -159,7 +240,9 @@ def test_the_fast_path_is_taken_exactly_when_there_are_sidecars(dataset):  # noq
     assert with_sidecars or all(p.sidecar is None for p in storage.published(dataset).values())
     conn = connect(dataset)
     try:
-        fast = plan(prepare("SELECT dimensions['channel'], sum(stats['usage_hours']) FROM crash_aggregates GROUP BY 1"), conn)
+        fast = plan(
+            prepare("SELECT dimensions['channel'], sum(stats['usage_hours']) FROM crash_aggregates GROUP BY 1"), conn
+        )
     finally:
         conn.close()
     assert ("crash_aggregates_wide" in fast) == with_sidecars
@@ -169,11 +252,41 @@ def test_the_fast_path_is_taken_exactly_when_there_are_sidecars(dataset):  # noq
 
 _EXTRA = [
     # 2016-03-18, with a sidecar: gfx on one row only
-    _row("2016-03-18", "2016-03-18", _dims(channel="release", build_id="20160301000000", gfx="d3d11"), 1000, 4, 0, 0, 0, 10),
+    _row(
+        "2016-03-18",
+        "2016-03-18",
+        _dims(channel="release", build_id="20160301000000", gfx="d3d11"),
+        1000,
+        4,
+        0,
+        0,
+        0,
+        10,
+    ),
     _row("2016-03-18", "2016-03-18", _dims(channel="beta", build_id="20160305000000"), 2000, 6, 1, 0, 0, 20),
     # 2016-03-19, without a sidecar: gfx too
-    _row("2016-03-19", "2016-03-19", _dims(channel="release", build_id="20160301000000", gfx="opengl"), 3000, 8, 0, 0, 0, 30),
-    _row("2016-03-19", "2016-03-18", _dims(channel="nightly", build_id="20160310030000", gfx="d3d11"), 4000, 10, 2, 1, 0, 40),
+    _row(
+        "2016-03-19",
+        "2016-03-19",
+        _dims(channel="release", build_id="20160301000000", gfx="opengl"),
+        3000,
+        8,
+        0,
+        0,
+        0,
+        30,
+    ),
+    _row(
+        "2016-03-19",
+        "2016-03-18",
+        _dims(channel="nightly", build_id="20160310030000", gfx="d3d11"),
+        4000,
+        10,
+        2,
+        1,
+        0,
+        40,
+    ),
 ]
 MIXED_ROWS = ROWS + _EXTRA
 WITHOUT_SIDECAR = {"2016-03-15", "2016-03-19"}
@@ -264,8 +377,12 @@ def test_a_query_duckdb_cannot_bind_falls_back_to_the_query_as_written(with_side
 
     conn = connect(with_sidecars)
     try:
-        with execute(conn, "SELECT no_such_column FROM crash_aggregates_wide", timeout=10,
-                     fallback="SELECT count(*) AS n FROM crash_aggregates") as result:
+        with execute(
+            conn,
+            "SELECT no_such_column FROM crash_aggregates_wide",
+            timeout=10,
+            fallback="SELECT count(*) AS n FROM crash_aggregates",
+        ) as result:
             assert [b.to_pylist() for b in result] == [[{"n": len(ROWS)}]]
     finally:
         conn.close()
@@ -285,7 +402,11 @@ def test_keys_equal_but_for_case_in_two_partitions_are_left_to_the_maps(tmp_path
         fast = plan(prepare(query), conn)
     finally:
         conn.close()
-    assert "dimensions['gfx'] AS a" in fast and "dimensions['GFX'] AS b" in fast and "\"dimensions['channel']\" AS c" in fast
+    assert (
+        "dimensions['gfx'] AS a" in fast
+        and "dimensions['GFX'] AS b" in fast
+        and "\"dimensions['channel']\" AS c" in fast
+    )
     assert _rows(crash_aggregates.query(query, root)) == [
         (date(2016, 3, 14), "d3d11", None, "release"),
         (date(2016, 3, 15), None, "opengl", "beta"),

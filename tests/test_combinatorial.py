@@ -75,16 +75,30 @@ def published(tmp_path_factory):
         half = len(pings) // 2  # two files per day, one of them gzip
         write_day(root / "in", day, pings[:half], "a.ndjson")
         write_day(root / "in", day, pings[half:], "b.ndjson.gz", compression="gzip")
-    result = run("run", "--input", root / "in", "--output", root / "out",
-                 "--min-submission-date", "20160305", "--max-submission-date", "20160607", "--workers", "2")
+    result = run(
+        "run",
+        "--input",
+        root / "in",
+        "--output",
+        root / "out",
+        "--min-submission-date",
+        "20160305",
+        "--max-submission-date",
+        "20160607",
+        "--workers",
+        "2",
+    )
     assert result.exit_code == 3, result.output  # the days in between have no input
     return root / "out"
 
 
-@pytest.mark.parametrize("day, activity_dates", [
-    ("2016-03-05", {"2016-03-02", "2016-03-05"}),
-    ("2016-06-07", {"2016-05-31", "2016-06-01"}),
-])
+@pytest.mark.parametrize(
+    "day, activity_dates",
+    [
+        ("2016-03-05", {"2016-03-02", "2016-03-05"}),
+        ("2016-06-07", {"2016-05-31", "2016-06-01"}),
+    ],
+)
 def test_aggregates_per_day(published, day, activity_dates):
     rows = read_partition(published, day)
     assert len(rows) == 2**13

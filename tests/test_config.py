@@ -24,10 +24,21 @@ SPEC_DIMENSIONS = {
     "e10s_cohort": "environment.settings.e10sCohort",
 }
 SPEC_STAT_COLUMNS = [
-    "ping_count", "usage_hours", "usage_hours_squared", "main_crashes", "main_crashes_squared",
-    "content_crashes", "content_crashes_squared", "plugin_crashes", "plugin_crashes_squared",
-    "gmplugin_crashes", "gmplugin_crashes_squared", "gpu_crashes", "gpu_crashes_squared",
-    "content_shutdown_crashes", "content_shutdown_crashes_squared",
+    "ping_count",
+    "usage_hours",
+    "usage_hours_squared",
+    "main_crashes",
+    "main_crashes_squared",
+    "content_crashes",
+    "content_crashes_squared",
+    "plugin_crashes",
+    "plugin_crashes_squared",
+    "gmplugin_crashes",
+    "gmplugin_crashes_squared",
+    "gpu_crashes",
+    "gpu_crashes_squared",
+    "content_shutdown_crashes",
+    "content_shutdown_crashes_squared",
 ]
 
 
@@ -54,19 +65,39 @@ def test_config_command_prints_toml_that_reads_back(tmp_path):
 def test_adding_a_dimension_is_a_config_change(tmp_path):
     """gfx_compositor (with "none" as absent) and a renamed stat, with no code change."""
     text = run("config").output
-    text = text.replace("[dimensions]\n", '[dimensions]\ngfx_compositor = { path = "environment.system.gfx.features.compositor", absent = ["none"] }\n')
+    text = text.replace(
+        "[dimensions]\n",
+        '[dimensions]\ngfx_compositor = { path = "environment.system.gfx.features.compositor", absent = ["none"] }\n',
+    )
     text = text.replace("usage_hours = {", "hours = {")
     (tmp_path / "c.toml").write_text(text)
-    base = {"type": "main", "meta": {"submissionDate": "20160305", "docType": "main"},
-            "environment": {"build": {"buildId": "20160301000000"}},
-            "payload": {"info": {"subsessionLength": 7200, "subsessionStartDate": "2016-03-05"}}}
+    base = {
+        "type": "main",
+        "meta": {"submissionDate": "20160305", "docType": "main"},
+        "environment": {"build": {"buildId": "20160301000000"}},
+        "payload": {"info": {"subsessionLength": 7200, "subsessionStartDate": "2016-03-05"}},
+    }
     pings = []
     for compositor in ("D3D11", "none", None):
-        p = {**base, "environment": {**base["environment"], "system": {"gfx": {"features": {"compositor": compositor}}}}}
+        p = {
+            **base,
+            "environment": {**base["environment"], "system": {"gfx": {"features": {"compositor": compositor}}}},
+        }
         pings.append(p)
     write_day(tmp_path / "in", "2016-03-05", pings)
-    result = run("run", "--config", tmp_path / "c.toml", "--input", tmp_path / "in", "--output", tmp_path / "out",
-                 "--min-submission-date", "2016-03-05", "--max-submission-date", "2016-03-05")
+    result = run(
+        "run",
+        "--config",
+        tmp_path / "c.toml",
+        "--input",
+        tmp_path / "in",
+        "--output",
+        tmp_path / "out",
+        "--min-submission-date",
+        "2016-03-05",
+        "--max-submission-date",
+        "2016-03-05",
+    )
     assert result.exit_code == 0, result.output
     rows = read_partition(tmp_path / "out", "2016-03-05")
     by_compositor = {dict(d).get("gfx_compositor"): stats for (_, d), stats in rows.items()}
@@ -75,14 +106,17 @@ def test_adding_a_dimension_is_a_config_change(tmp_path):
     assert by_compositor["D3D11"]["hours"] == 2.0 and "usage_hours" not in by_compositor["D3D11"]
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"dimensions": {"a": 3}}, "expected a JSON path"),
-    ({"dimensions": {"a": ""}}, "invalid JSON path"),
-    ({"stats": {"x": {"builtin": "nope"}}}, "unknown builtin"),
-    ({"stats": {"x": {"builtin": "usage_hours", "histogram": "a.b"}}}, "exactly one"),
-    ({"stats": {"x": {"builtin": "usage_hours"}, "x_squared": {"builtin": "ping_count"}}}, "declared twice"),
-    ({"dimension": {}}, "unknown table"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"dimensions": {"a": 3}}, "expected a JSON path"),
+        ({"dimensions": {"a": ""}}, "invalid JSON path"),
+        ({"stats": {"x": {"builtin": "nope"}}}, "unknown builtin"),
+        ({"stats": {"x": {"builtin": "usage_hours", "histogram": "a.b"}}}, "exactly one"),
+        ({"stats": {"x": {"builtin": "usage_hours"}, "x_squared": {"builtin": "ping_count"}}}, "declared twice"),
+        ({"dimension": {}}, "unknown table"),
+    ],
+)
 def test_bad_config_is_one_clear_error(doc, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(doc)

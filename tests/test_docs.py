@@ -23,14 +23,17 @@ def test_command_is_documented(name):
     assert re.search(rf"crash-aggregates {name}\b", README), f"README has no example of `crash-aggregates {name}`"
 
 
-@pytest.mark.parametrize("name, option", [
-    (name, opt)
-    for name in COMMANDS
-    for param in cli.commands[name].params
-    if isinstance(param, click.Option)
-    for opt in param.opts
-    if opt.startswith("--")
-])
+@pytest.mark.parametrize(
+    "name, option",
+    [
+        (name, opt)
+        for name in COMMANDS
+        for param in cli.commands[name].params
+        if isinstance(param, click.Option)
+        for opt in param.opts
+        if opt.startswith("--")
+    ],
+)
 def test_option_is_documented(name, option):
     assert option in README, f"`crash-aggregates {name} {option}` is not in the README"
 

@@ -131,13 +131,25 @@ ROWS = [
     ("sample", "main.4.sample.pass.json", D_2015, {}, Processed(False, "2015-11-04", BETA_45, BETA_45_STATS)),
     ("latewrites", "main.4.latewrites.pass.json", D_2015, {}, Processed(False, "2015-11-04", BETA_45, BETA_45_STATS)),
     ("profile", "main.4.profile.pass.json", D_2015, {}, Processed(False, "2015-11-04", BETA_45, BETA_45_STATS)),
-    ("gc_sample", "main.4.gc_sample.pass.json", D_2018_03, {"country": "CA"}, Processed(False, "2018-03-08", NIGHTLY_60, NIGHTLY_60_STATS)),
+    (
+        "gc_sample",
+        "main.4.gc_sample.pass.json",
+        D_2018_03,
+        {"country": "CA"},
+        Processed(False, "2018-03-08", NIGHTLY_60, NIGHTLY_60_STATS),
+    ),
     # no environment at all: activity date from creationDate, then no buildId
     ("min", "main.4.min.pass.json", D_2015, {}, Ignored("invalid_build_id")),
     ("good_histogram", "main.4.good_histogram.pass.json", D_2015, {}, Ignored("invalid_build_id")),
     # environment.build.buildId present but no payload: no subsessionLength
     ("headless", "main.4.headless.pass.json", D_2015, {}, Ignored("invalid_subsession_length")),
-    ("adapter_null_gpuactive", "main.4.adapter_null_gpuactive.pass.json", D_2015, {}, Ignored("invalid_subsession_length")),
+    (
+        "adapter_null_gpuactive",
+        "main.4.adapter_null_gpuactive.pass.json",
+        D_2015,
+        {},
+        Ignored("invalid_subsession_length"),
+    ),
     # every crash fixture is a content-process crash
     *[
         (f"crash-{name.split('.')[2]}", name, D_2018_04, {"country": "FR"}, Ignored("content_crash", crash=True))
@@ -151,8 +163,13 @@ ROWS = [
     ],
     # ... and with processType "main" (or null) they are main-process crashes
     *[
-        (f"crash-{name.split('.')[2]}-as-main-process", name, D_2018_04, {"country": "FR", "replace": CONTENT_TO_MAIN},
-         Processed(True, "2018-04-10", NIGHTLY_61, stats(crash=True)))
+        (
+            f"crash-{name.split('.')[2]}-as-main-process",
+            name,
+            D_2018_04,
+            {"country": "FR", "replace": CONTENT_TO_MAIN},
+            Processed(True, "2018-04-10", NIGHTLY_61, stats(crash=True)),
+        )
         for name in [
             "crash.4.null_minidumphashsha256.pass.json",
             "crash.4.null_stackTraces.pass.json",
@@ -161,28 +178,102 @@ ROWS = [
             "crash.4.stackTraces.pass.json",
         ]
     ],
-    ("crash-sample-process-type-null", "crash.4.sample.pass.json", D_2018_04, {"country": "FR", "replace": CONTENT_TO_NULL},
-     Processed(True, "2018-04-10", NIGHTLY_61, stats(crash=True))),
+    (
+        "crash-sample-process-type-null",
+        "crash.4.sample.pass.json",
+        D_2018_04,
+        {"country": "FR", "replace": CONTENT_TO_NULL},
+        Processed(True, "2018-04-10", NIGHTLY_61, stats(crash=True)),
+    ),
     # clamping: activity date 2015-11-04 seen from other days
-    ("sample-exactly-d-minus-7", "main.4.sample.pass.json", date(2015, 11, 11), {}, Processed(False, "2015-11-04", BETA_45, BETA_45_STATS)),
-    ("sample-d-minus-8-clamped", "main.4.sample.pass.json", date(2015, 11, 12), {}, Processed(False, "2015-11-05", BETA_45, BETA_45_STATS)),
-    ("sample-long-after-clamped", "main.4.sample.pass.json", date(2016, 3, 5), {}, Processed(False, "2016-02-27", BETA_45, BETA_45_STATS)),
-    ("sample-future-clamped", "main.4.sample.pass.json", date(2015, 11, 3), {}, Processed(False, "2015-11-03", BETA_45, BETA_45_STATS)),
-    ("gc_sample-future-clamped", "main.4.gc_sample.pass.json", D_2015, {"country": "CA"}, Processed(False, "2015-11-05", NIGHTLY_60, NIGHTLY_60_STATS)),
-    ("crash-sample-d-minus-8-clamped", "crash.4.sample.pass.json", date(2018, 4, 18), {"country": "FR", "replace": CONTENT_TO_MAIN},
-     Processed(True, "2018-04-11", NIGHTLY_61, stats(crash=True))),
+    (
+        "sample-exactly-d-minus-7",
+        "main.4.sample.pass.json",
+        date(2015, 11, 11),
+        {},
+        Processed(False, "2015-11-04", BETA_45, BETA_45_STATS),
+    ),
+    (
+        "sample-d-minus-8-clamped",
+        "main.4.sample.pass.json",
+        date(2015, 11, 12),
+        {},
+        Processed(False, "2015-11-05", BETA_45, BETA_45_STATS),
+    ),
+    (
+        "sample-long-after-clamped",
+        "main.4.sample.pass.json",
+        date(2016, 3, 5),
+        {},
+        Processed(False, "2016-02-27", BETA_45, BETA_45_STATS),
+    ),
+    (
+        "sample-future-clamped",
+        "main.4.sample.pass.json",
+        date(2015, 11, 3),
+        {},
+        Processed(False, "2015-11-03", BETA_45, BETA_45_STATS),
+    ),
+    (
+        "gc_sample-future-clamped",
+        "main.4.gc_sample.pass.json",
+        D_2015,
+        {"country": "CA"},
+        Processed(False, "2015-11-05", NIGHTLY_60, NIGHTLY_60_STATS),
+    ),
+    (
+        "crash-sample-d-minus-8-clamped",
+        "crash.4.sample.pass.json",
+        date(2018, 4, 18),
+        {"country": "FR", "replace": CONTENT_TO_MAIN},
+        Processed(True, "2018-04-11", NIGHTLY_61, stats(crash=True)),
+    ),
     ("min-clamped-still-no-build-id", "main.4.min.pass.json", date(2016, 1, 1), {}, Ignored("invalid_build_id")),
     # meta variations on a real ping
-    ("sample-doc-type-from-type", "main.4.sample.pass.json", D_2015, {"doc_type": None}, Processed(False, "2015-11-04", BETA_45, BETA_45_STATS)),
-    ("sample-other-doc-type", "main.4.sample.pass.json", D_2015, {"doc_type": "saved-session"}, Ignored("other_doc_type")),
-    ("crash-sample-doc-type-from-type", "crash.4.sample.pass.json", D_2018_04, {"doc_type": None}, Ignored("content_crash", crash=True)),
-    ("sample-country-empty", "main.4.sample.pass.json", D_2015, {"country": ""}, Processed(False, "2015-11-04", BETA_45 | {"country": ""}, BETA_45_STATS)),
+    (
+        "sample-doc-type-from-type",
+        "main.4.sample.pass.json",
+        D_2015,
+        {"doc_type": None},
+        Processed(False, "2015-11-04", BETA_45, BETA_45_STATS),
+    ),
+    (
+        "sample-other-doc-type",
+        "main.4.sample.pass.json",
+        D_2015,
+        {"doc_type": "saved-session"},
+        Ignored("other_doc_type"),
+    ),
+    (
+        "crash-sample-doc-type-from-type",
+        "crash.4.sample.pass.json",
+        D_2018_04,
+        {"doc_type": None},
+        Ignored("content_crash", crash=True),
+    ),
+    (
+        "sample-country-empty",
+        "main.4.sample.pass.json",
+        D_2015,
+        {"country": ""},
+        Processed(False, "2015-11-04", BETA_45 | {"country": ""}, BETA_45_STATS),
+    ),
     # a real ping with counts injected where SPEC reads them (payload.keyedHistograms,
     # indented 6 spaces in the file) and where it does not (payload.processes.content.keyedHistograms)
-    ("sample-with-keyed-counts", "main.4.sample.pass.json", D_2015, {"replace": (INJECT_TOP,)},
-     Processed(False, "2015-11-04", BETA_45, stats(usage=38376 / 3600, content_crashes=2.0, gpu_crashes=1.0))),
-    ("sample-with-content-process-counts-not-read", "main.4.sample.pass.json", D_2015, {"replace": (INJECT_CONTENT_PROCESS,)},
-     Processed(False, "2015-11-04", BETA_45, BETA_45_STATS)),
+    (
+        "sample-with-keyed-counts",
+        "main.4.sample.pass.json",
+        D_2015,
+        {"replace": (INJECT_TOP,)},
+        Processed(False, "2015-11-04", BETA_45, stats(usage=38376 / 3600, content_crashes=2.0, gpu_crashes=1.0)),
+    ),
+    (
+        "sample-with-content-process-counts-not-read",
+        "main.4.sample.pass.json",
+        D_2015,
+        {"replace": (INJECT_CONTENT_PROCESS,)},
+        Processed(False, "2015-11-04", BETA_45, BETA_45_STATS),
+    ),
 ]
 
 
@@ -221,17 +312,24 @@ GFX_CONFIG = parse_config(
     [
         pytest.param("main.4.sample.pass.json", D_2015, {}, None, id="sample-none-is-absent"),
         pytest.param("main.4.gc_sample.pass.json", D_2018_03, {}, "opengl", id="gc_sample-opengl"),
-        pytest.param("crash.4.sample.pass.json", D_2018_04, {"replace": CONTENT_TO_MAIN}, "d3d11", id="crash-sample-d3d11"),
+        pytest.param(
+            "crash.4.sample.pass.json", D_2018_04, {"replace": CONTENT_TO_MAIN}, "d3d11", id="crash-sample-d3d11"
+        ),
     ],
 )
 def test_fixture_gfx_compositor_via_config(name, day, options, compositor, tier):
     line = fixture_line(name, day, **options)
-    build_id = {"main.4.sample.pass.json": "20151103030248", "main.4.gc_sample.pass.json": "20180209220324"}.get(name, "20180409100035")
+    build_id = {"main.4.sample.pass.json": "20151103030248", "main.4.gc_sample.pass.json": "20180209220324"}.get(
+        name, "20180409100035"
+    )
     crash = name.startswith("crash")
     activity = {D_2015: "2015-11-04", D_2018_03: "2018-03-08", D_2018_04: "2018-04-10"}[day]
     usage = {D_2015: 38376 / 3600, D_2018_03: 44742 / 3600, D_2018_04: 0.0}[day]
     expected = Processed(
-        crash, activity, {"build_id": build_id, "gfx_compositor": compositor}, stats(crash=crash, usage=usage),
+        crash,
+        activity,
+        {"build_id": build_id, "gfx_compositor": compositor},
+        stats(crash=crash, usage=usage),
         dim_names=("build_id", "gfx_compositor"),
     )
     check(line, expected, rules_for(GFX_CONFIG, submission_date=day, tier=tier))

@@ -20,23 +20,36 @@ def table(rows) -> pa.Table:
     """rows: (activity_date, dimensions as a list of pairs or None, stats as a list of pairs or None)."""
     activity, dims, stats = zip(*rows) if rows else ((), (), ())
     return pa.table(
-        [pa.array(activity, pa.string()), pa.array(dims, SCHEMA[1].type), pa.array(stats, SCHEMA[2].type)], schema=SCHEMA
+        [pa.array(activity, pa.string()), pa.array(dims, SCHEMA[1].type), pa.array(stats, SCHEMA[2].type)],
+        schema=SCHEMA,
     )
 
 
 # (rows, expected flat columns: {name: values}); the expected values are written by hand.
 FLAT_CASES = {
     "every row has every key": (
-        [("d1", [("channel", "release"), ("os", "Linux")], [("usage_hours", 2.0)]),
-         ("d2", [("channel", "beta"), ("os", "Darwin")], [("usage_hours", 3.5)])],
-        {"dimensions['channel']": ["release", "beta"], "dimensions['os']": ["Linux", "Darwin"], "stats['usage_hours']": [2.0, 3.5]},
+        [
+            ("d1", [("channel", "release"), ("os", "Linux")], [("usage_hours", 2.0)]),
+            ("d2", [("channel", "beta"), ("os", "Darwin")], [("usage_hours", 3.5)]),
+        ],
+        {
+            "dimensions['channel']": ["release", "beta"],
+            "dimensions['os']": ["Linux", "Darwin"],
+            "stats['usage_hours']": [2.0, 3.5],
+        },
     ),
     "a key absent from some rows is NULL there": (
-        [("d1", [("channel", "release")], [("usage_hours", 1.0)]),
-         ("d2", [("channel", "beta"), ("experiment_id", "x@exp")], [("usage_hours", 2.0), ("main_crashes", 4.0)]),
-         ("d3", [], [])],
-        {"dimensions['channel']": ["release", "beta", None], "dimensions['experiment_id']": [None, "x@exp", None],
-         "stats['main_crashes']": [None, 4.0, None], "stats['usage_hours']": [1.0, 2.0, None]},
+        [
+            ("d1", [("channel", "release")], [("usage_hours", 1.0)]),
+            ("d2", [("channel", "beta"), ("experiment_id", "x@exp")], [("usage_hours", 2.0), ("main_crashes", 4.0)]),
+            ("d3", [], []),
+        ],
+        {
+            "dimensions['channel']": ["release", "beta", None],
+            "dimensions['experiment_id']": [None, "x@exp", None],
+            "stats['main_crashes']": [None, 4.0, None],
+            "stats['usage_hours']": [1.0, 2.0, None],
+        },
     ),
     "NULL maps and NULL values": (
         [("d1", None, [("usage_hours", None)]), ("d2", [("channel", None)], None)],
@@ -65,7 +78,12 @@ def test_flat_table(rows, expected):
 
 
 def test_flat_table_of_sliced_and_chunked_input():
-    rows = [("d1", [("a", "1")], [("s", 1.0)]), ("d2", None, []), ("d3", [("b", "2"), ("a", "3")], None), ("d4", [("a", "4")], [("s", 2.0)])]
+    rows = [
+        ("d1", [("a", "1")], [("s", 1.0)]),
+        ("d2", None, []),
+        ("d3", [("b", "2"), ("a", "3")], None),
+        ("d4", [("a", "4")], [("s", 2.0)]),
+    ]
     whole = table(rows)
     pieces = pa.concat_tables([whole.slice(2), whole.slice(0, 2)])  # two chunks, each a slice
     got, _ = flat.flat_table(pieces)
@@ -84,16 +102,29 @@ def ping(n: int, doc_type: str = "main") -> dict:
         "meta": {"submissionDate": "20160305", "docType": doc_type, "geoCountry": ["US", "DE"][n % 2]},
         "application": {"name": "Firefox", "channel": ["release", "beta", "nightly"][n % 3]},
         # an OS on some pings only: a dimension that some aggregates lack
-        "environment": {"build": {"version": "45.0", "buildId": f"2016030{n % 4}000000"},
-                        **({"system": {"os": {"name": "Linux"}}} if n % 5 else {})},
+        "environment": {
+            "build": {"version": "45.0", "buildId": f"2016030{n % 4}000000"},
+            **({"system": {"os": {"name": "Linux"}}} if n % 5 else {}),
+        },
         "payload": payload,
     }
 
 
 def test_the_job_writes_a_sidecar_that_matches_its_part_file(tmp_path):
     write_day(tmp_path / "in", DAY, [ping(i, "crash" if i % 6 == 0 else "main") for i in range(400)])
-    result = run("run", "--input", tmp_path / "in", "--output", tmp_path / "out",
-                 "--min-submission-date", DAY, "--max-submission-date", DAY, "--workers", "1")
+    result = run(
+        "run",
+        "--input",
+        tmp_path / "in",
+        "--output",
+        tmp_path / "out",
+        "--min-submission-date",
+        DAY,
+        "--max-submission-date",
+        DAY,
+        "--workers",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     folder = tmp_path / "out" / f"submission_date={DAY}"
     success = json.loads((folder / "_SUCCESS").read_text())
@@ -102,21 +133,37 @@ def test_the_job_writes_a_sidecar_that_matches_its_part_file(tmp_path):
     part, sidecar = pq.read_table(folder / "part-00000.parquet"), pq.read_table(folder / "_flat.parquet")
     assert part.num_rows > 10
     check_sidecar(part, sidecar, success["flat"]["keys"])
-    assert "os_name" in success["flat"]["keys"]["dimensions"] and None in sidecar.column("dimensions['os_name']").to_pylist()
+    assert (
+        "os_name" in success["flat"]["keys"]["dimensions"]
+        and None in sidecar.column("dimensions['os_name']").to_pylist()
+    )
     assert "usage_hours" in success["flat"]["keys"]["stats"]
     [partition] = storage.published(tmp_path / "out").values()
     assert partition.files == [folder / "part-00000.parquet"]
-    assert partition.sidecar == storage.Sidecar(folder / "_flat.parquet", {m: tuple(success["flat"]["keys"][m]) for m in flat.MAPS})
+    assert partition.sidecar == storage.Sidecar(
+        folder / "_flat.parquet", {m: tuple(success["flat"]["keys"][m]) for m in flat.MAPS}
+    )
 
 
 MARKERS = {
     "as published before sidecars": ({"files": ["part-00000.parquet"], "submission_date": DAY}, None),
     "an empty Hadoop marker": ("", None),
-    "a sidecar that is not a sidecar's name": ({"files": ["part-00000.parquet"], "flat": {"file": "part-00000.parquet", "keys": {}}}, None),
-    "a sidecar in another folder": ({"files": ["part-00000.parquet"], "flat": {"file": "../_flat.parquet", "keys": {}}}, None),
-    "keys that are not strings": ({"files": ["part-00000.parquet"], "flat": {"file": "_flat.parquet", "keys": {"stats": [1]}}}, None),
-    "a sidecar": ({"files": ["part-00000.parquet"], "flat": {"file": "_flat.parquet", "keys": {"dimensions": ["channel"]}}},
-                  ("_flat.parquet", {"dimensions": ("channel",), "stats": ()})),
+    "a sidecar that is not a sidecar's name": (
+        {"files": ["part-00000.parquet"], "flat": {"file": "part-00000.parquet", "keys": {}}},
+        None,
+    ),
+    "a sidecar in another folder": (
+        {"files": ["part-00000.parquet"], "flat": {"file": "../_flat.parquet", "keys": {}}},
+        None,
+    ),
+    "keys that are not strings": (
+        {"files": ["part-00000.parquet"], "flat": {"file": "_flat.parquet", "keys": {"stats": [1]}}},
+        None,
+    ),
+    "a sidecar": (
+        {"files": ["part-00000.parquet"], "flat": {"file": "_flat.parquet", "keys": {"dimensions": ["channel"]}}},
+        ("_flat.parquet", {"dimensions": ("channel",), "stats": ()}),
+    ),
 }
 
 

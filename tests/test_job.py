@@ -42,8 +42,18 @@ def corpus(n: int = 300) -> list:
 
 
 def run_day(tmp_path, *extra):
-    return run("run", "--input", tmp_path / "in", "--output", tmp_path / "out",
-               "--min-submission-date", DAY, "--max-submission-date", DAY, *extra)
+    return run(
+        "run",
+        "--input",
+        tmp_path / "in",
+        "--output",
+        tmp_path / "out",
+        "--min-submission-date",
+        DAY,
+        "--max-submission-date",
+        DAY,
+        *extra,
+    )
 
 
 def test_report_counts_every_line(tmp_path):
@@ -102,11 +112,14 @@ def test_no_input_exit_3(tmp_path):
     assert not (tmp_path / "out" / f"submission_date={DAY}").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--min-submission-date", "2016-13-01"], "invalid date"),
-    (["--min-submission-date", "20160310", "--max-submission-date", "20160301"], "is after"),
-    (["--config", "/nonexistent/config.toml"], "cannot read config file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--min-submission-date", "2016-13-01"], "invalid date"),
+        (["--min-submission-date", "20160310", "--max-submission-date", "20160301"], "is after"),
+        (["--config", "/nonexistent/config.toml"], "cannot read config file"),
+    ],
+)
 def test_bad_arguments_exit_2(tmp_path, args, message):
     (tmp_path / "in").mkdir()
     result = run_process("run", "--input", tmp_path / "in", "--output", tmp_path / "out", *args)
@@ -140,8 +153,17 @@ def test_corrupt_file_fails_the_date_and_keeps_old_partition(tmp_path):
     before = read_partition(tmp_path / "out", DAY)
     (tmp_path / "in" / f"submission_date={DAY}" / "pings.ndjson").unlink()
     broken = _truncated_gzip_day(tmp_path)
-    result = run_process("run", "--input", tmp_path / "in", "--output", tmp_path / "out",
-                         "--min-submission-date", DAY, "--max-submission-date", DAY)
+    result = run_process(
+        "run",
+        "--input",
+        tmp_path / "in",
+        "--output",
+        tmp_path / "out",
+        "--min-submission-date",
+        DAY,
+        "--max-submission-date",
+        DAY,
+    )
     assert result.returncode == 1
     assert str(broken) in result.stderr and "at byte" in result.stderr and "Traceback" not in result.stderr
     assert read_partition(tmp_path / "out", DAY) == before
@@ -170,10 +192,27 @@ def test_killed_run_leaves_previous_partition(tmp_path):
     out = tmp_path / "out"
     new = None
     for delay in (0.3, 0.8, 1.5, 2.5):
-        proc = subprocess.Popen([sys.executable, "-m", "crash_aggregates.cli", "run", "--input", tmp_path / "in",
-                                 "--output", out, "--min-submission-date", DAY, "--max-submission-date", DAY,
-                                 "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "crash_aggregates.cli",
+                "run",
+                "--input",
+                tmp_path / "in",
+                "--output",
+                out,
+                "--min-submission-date",
+                DAY,
+                "--max-submission-date",
+                DAY,
+                "--workers",
+                "2",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -233,8 +272,10 @@ def test_tasks_take_every_split_once_in_order():
 
     rng = random.Random(7)
     for _ in range(50):
-        splits = [Split(InputFile(f"{i}.ndjson", size, "none"), 0, size)
-                  for i, size in enumerate(rng.choice([1, 1 << 20, 40 << 20, 300 << 20]) for _ in range(rng.randint(1, 80)))]
+        splits = [
+            Split(InputFile(f"{i}.ndjson", size, "none"), 0, size)
+            for i, size in enumerate(rng.choice([1, 1 << 20, 40 << 20, 300 << 20]) for _ in range(rng.randint(1, 80)))
+        ]
         tasks = plan_tasks(splits)
         assert [s for task in tasks for s in task] == splits
         assert all(tasks)

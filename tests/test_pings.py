@@ -210,7 +210,11 @@ MALFORMED_CASES = cases(
     ("infinity-subsession-length", mk(MAIN, {"payload.info.subsessionLength": Raw("Infinity")}), MALFORMED),
     ("minus-infinity-subsession-length", mk(MAIN, {"payload.info.subsessionLength": Raw("-Infinity")}), MALFORMED),
     ("nan-dimension", mk(MAIN, {"application.channel": Raw("NaN")}), MALFORMED),
-    ("infinity-histogram", mk(MAIN, {"payload.keyedHistograms.SUBPROCESS_KILL_HARD.ShutDownKill.values.0": Raw("Infinity")}), MALFORMED),
+    (
+        "infinity-histogram",
+        mk(MAIN, {"payload.keyedHistograms.SUBPROCESS_KILL_HARD.ShutDownKill.values.0": Raw("Infinity")}),
+        MALFORMED,
+    ),
     ("nan-crash-ping", mk(CRASH, {"x": Raw("NaN")}), MALFORMED),  # counted as a main ping
     # invalid UTF-8
     ("invalid-utf8-dimension", mk(MAIN, {"application.channel": Raw(b'"rel\xffease"')}), MALFORMED),
@@ -232,10 +236,21 @@ MALFORMED_CASES = cases(
     ("reversed-surrogate-pair-unrelated", add_raw(MAIN, "x", r'"\ude00\ud83d"'), MALFORMED),
     ("lone-surrogate-dimension", mk(MAIN, {"application.channel": Raw(r'"\ud800"')}), MALFORMED),
     ("lone-surrogate-in-key", with_top(MAIN, (Raw(r'"\udbff"'), 1)), MALFORMED),
-    ("lone-surrogate-unrelated-after-generic-fallback", mk(MAIN, {"environment.system": 3, "x": Raw(r'"\ud800"')}), MALFORMED),
+    (
+        "lone-surrogate-unrelated-after-generic-fallback",
+        mk(MAIN, {"environment.system": 3, "x": Raw(r'"\ud800"')}),
+        MALFORMED,
+    ),
     (
         "lone-surrogate-dimension-after-generic-fallback",
-        mk(MAIN, {"environment": Dup([("system", 3), ("build", {"version": Raw(r'"\udfff"'), "buildId": "20160301123456"})])}),
+        mk(
+            MAIN,
+            {
+                "environment": Dup(
+                    [("system", 3), ("build", {"version": Raw(r'"\udfff"'), "buildId": "20160301123456"})]
+                )
+            },
+        ),
         MALFORMED,
     ),
     # raw control characters in strings
@@ -275,7 +290,11 @@ MALFORMED_CASES = cases(
     ("deep-100000-arrays-subsession-length", mk(MAIN, {"payload.info.subsessionLength": deep(100_000)}), MALFORMED),
     ("deep-100000-arrays-dimension", mk(MAIN, {"application.channel": deep(100_000)}), MALFORMED),
     ("deep-100000-arrays-doc-type", mk(MAIN, {"meta.docType": deep(100_000)}), MALFORMED),
-    ("deep-100000-arrays-histogram", mk(MAIN, {"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.gpu.values.0": deep(100_000)}), MALFORMED),
+    (
+        "deep-100000-arrays-histogram",
+        mk(MAIN, {"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.gpu.values.0": deep(100_000)}),
+        MALFORMED,
+    ),
     ("deep-100000-arrays-top-level", deep(100_000).text, MALFORMED),
     ("deep-100000-arrays-after-generic-fallback", mk(MAIN, {"environment.system": 3, "x": deep(100_000)}), MALFORMED),
     ("deep-5000-arrays-unrelated", add_raw(MAIN, "x", deep(5000).text), MALFORMED),
@@ -297,17 +316,29 @@ VALID_JSON_CASES = cases(
     ("leading-whitespace", b" \t\r " + M, main_ok()),
     ("json-whitespace-tab-cr", json.dumps(MAIN, separators=(",\t", ":\r")).encode(), main_ok()),
     ("compact-separators", json.dumps(MAIN, separators=(",", ":")).encode(), main_ok()),
-    ("ascii-escaped-unicode", json.dumps(mk(MAIN, {"application.channel": "nïght-日本-😀"})).encode(), main_ok(channel="nïght-日本-😀")),
+    (
+        "ascii-escaped-unicode",
+        json.dumps(mk(MAIN, {"application.channel": "nïght-日本-😀"})).encode(),
+        main_ok(channel="nïght-日本-😀"),
+    ),
     ("escaped-surrogate-pair", mk(MAIN, {"application.channel": Raw(r'"\ud83d\ude00"')}), main_ok(channel="😀")),
     ("escaped-key-meta", Dup([(Raw(r'"\u006deta"') if k == "meta" else k, v) for k, v in MAIN.items()]), main_ok()),
     ("escaped-slash", mk(MAIN, {"application.channel": Raw(r'"rel\/ease"')}), main_ok(channel="rel/ease")),
     ("escaped-nul", mk(MAIN, {"application.channel": Raw(r'"a\u0000b"')}), main_ok(channel="a\x00b")),
     ("raw-del-char", mk(MAIN, {"application.channel": Raw(b'"rel\x7fease"')}), main_ok(channel="rel\x7fease")),
-    ("escaped-backslash-then-u-d800-text", mk(MAIN, {"application.channel": Raw(r'"\\ud800"')}), main_ok(channel="\\ud800")),
+    (
+        "escaped-backslash-then-u-d800-text",
+        mk(MAIN, {"application.channel": Raw(r'"\\ud800"')}),
+        main_ok(channel="\\ud800"),
+    ),
     ("deep-100-arrays-unrelated", add_raw(MAIN, "x", deep(100).text), main_ok()),
     ("deep-100-objects-unrelated", add_raw(MAIN, "x", deep(100, b'{"a":', b"}", b"1").text), main_ok()),
     ("deep-100-arrays-dimension", mk(MAIN, {"application.channel": deep(100)}), main_ok(channel=None)),
-    ("deep-100-arrays-after-generic-fallback", mk(MAIN, {"environment.system": 3, "x": deep(100)}), main_ok(os_name=None, os_version=None)),
+    (
+        "deep-100-arrays-after-generic-fallback",
+        mk(MAIN, {"environment.system": 3, "x": deep(100)}),
+        main_ok(os_name=None, os_version=None),
+    ),
     ("field-named-like-decoder-attribute", add_raw(MAIN, "f0", '{"f0": "crash", "docType": "crash"}'), main_ok()),
     ("empty-key-unrelated", add_raw(MAIN, "", "1"), main_ok()),
     ("unicode-key-unrelated", add_raw(MAIN, "ключ", '"значение"'), main_ok()),
@@ -316,7 +347,11 @@ VALID_JSON_CASES = cases(
     ("huge-negative-float-unrelated", add_raw(MAIN, "x", "-1e400"), main_ok()),
     ("tiny-float-unrelated", add_raw(MAIN, "x", "1e-400"), main_ok()),
     ("5000-digit-int-unrelated", add_raw(MAIN, "x", BIG_INT), main_ok()),
-    ("5000-digit-int-unrelated-after-generic-fallback", mk(MAIN, {"environment.system": 3, "x": Raw(BIG_INT)}), main_ok(os_name=None, os_version=None)),
+    (
+        "5000-digit-int-unrelated-after-generic-fallback",
+        mk(MAIN, {"environment.system": 3, "x": Raw(BIG_INT)}),
+        main_ok(os_name=None, os_version=None),
+    ),
     ("5000-digit-float-unrelated", add_raw(MAIN, "x", "1." + "0" * 5000), main_ok()),
 )
 
@@ -336,51 +371,148 @@ def _build_dup(*pairs):
 
 
 DUPLICATE_KEY_CASES = cases(
-    ("two-meta-last-other-doc-type", with_top(MAIN, ("meta", {"docType": "event", "submissionDate": "20160305"})), Ignored("other_doc_type")),
+    (
+        "two-meta-last-other-doc-type",
+        with_top(MAIN, ("meta", {"docType": "event", "submissionDate": "20160305"})),
+        Ignored("other_doc_type"),
+    ),
     ("two-meta-first-other-doc-type", with_top(MAIN, ("meta", {"docType": "event"}), first=True), main_ok()),
-    ("two-meta-last-lacks-doc-type-falls-back-to-type", with_top(MAIN, ("meta", {"geoCountry": "FR"})), main_ok(country="FR")),
-    ("two-meta-last-lacks-doc-type-no-type", with_top(without(MAIN, "type"), ("meta", {"geoCountry": "FR"})), Ignored("other_doc_type")),
-    ("two-meta-last-wrong-submission-date", with_top(MAIN, ("meta", MAIN["meta"] | {"submissionDate": "20160304"})), Ignored("invalid_submission_date")),
-    ("two-meta-first-wrong-submission-date", with_top(MAIN, ("meta", MAIN["meta"] | {"submissionDate": "20160304"}), first=True), main_ok()),
+    (
+        "two-meta-last-lacks-doc-type-falls-back-to-type",
+        with_top(MAIN, ("meta", {"geoCountry": "FR"})),
+        main_ok(country="FR"),
+    ),
+    (
+        "two-meta-last-lacks-doc-type-no-type",
+        with_top(without(MAIN, "type"), ("meta", {"geoCountry": "FR"})),
+        Ignored("other_doc_type"),
+    ),
+    (
+        "two-meta-last-wrong-submission-date",
+        with_top(MAIN, ("meta", MAIN["meta"] | {"submissionDate": "20160304"})),
+        Ignored("invalid_submission_date"),
+    ),
+    (
+        "two-meta-first-wrong-submission-date",
+        with_top(MAIN, ("meta", MAIN["meta"] | {"submissionDate": "20160304"}), first=True),
+        main_ok(),
+    ),
     ("meta-then-null-meta", with_top(MAIN, ("meta", None)), main_ok(country=None)),
     ("meta-then-meta-3", with_top(MAIN, ("meta", 3)), main_ok(country=None)),
     ("meta-3-then-meta", with_top(MAIN, ("meta", 3), first=True), main_ok()),
-    ("two-doc-types-crash-then-main", mk(MAIN, {"meta": Dup([("docType", "crash"), ("docType", "main"), ("geoCountry", "US")])}), main_ok()),
-    ("two-doc-types-main-then-other", mk(MAIN, {"meta": Dup([("docType", "main"), ("docType", "event"), ("geoCountry", "US")])}), Ignored("other_doc_type")),
-    ("two-types-crash-then-main-no-doc-type", with_top(without(mk(MAIN, {"meta.docType": DEL}), "type"), ("type", "crash"), ("type", "main")), main_ok()),
-    ("two-build-ids-valid-then-invalid", _build_dup(("buildId", "20160301123456"), ("buildId", "2016030112345")), Ignored("invalid_build_id")),
-    ("two-build-ids-invalid-then-valid", _build_dup(("buildId", "2016030112345"), ("buildId", "20160301123456")), main_ok()),
-    ("two-build-ids-valid-then-null", _build_dup(("buildId", "20160301123456"), ("buildId", None)), Ignored("invalid_build_id")),
-    ("two-build-ids-valid-then-number", _build_dup(("buildId", "20160301123456"), ("buildId", 20160301123456)), Ignored("invalid_build_id")),
-    ("two-build-ids-both-valid", _build_dup(("buildId", "20160301123456"), ("buildId", "20160302000000")), main_ok(build_id="20160302000000")),
+    (
+        "two-doc-types-crash-then-main",
+        mk(MAIN, {"meta": Dup([("docType", "crash"), ("docType", "main"), ("geoCountry", "US")])}),
+        main_ok(),
+    ),
+    (
+        "two-doc-types-main-then-other",
+        mk(MAIN, {"meta": Dup([("docType", "main"), ("docType", "event"), ("geoCountry", "US")])}),
+        Ignored("other_doc_type"),
+    ),
+    (
+        "two-types-crash-then-main-no-doc-type",
+        with_top(without(mk(MAIN, {"meta.docType": DEL}), "type"), ("type", "crash"), ("type", "main")),
+        main_ok(),
+    ),
+    (
+        "two-build-ids-valid-then-invalid",
+        _build_dup(("buildId", "20160301123456"), ("buildId", "2016030112345")),
+        Ignored("invalid_build_id"),
+    ),
+    (
+        "two-build-ids-invalid-then-valid",
+        _build_dup(("buildId", "2016030112345"), ("buildId", "20160301123456")),
+        main_ok(),
+    ),
+    (
+        "two-build-ids-valid-then-null",
+        _build_dup(("buildId", "20160301123456"), ("buildId", None)),
+        Ignored("invalid_build_id"),
+    ),
+    (
+        "two-build-ids-valid-then-number",
+        _build_dup(("buildId", "20160301123456"), ("buildId", 20160301123456)),
+        Ignored("invalid_build_id"),
+    ),
+    (
+        "two-build-ids-both-valid",
+        _build_dup(("buildId", "20160301123456"), ("buildId", "20160302000000")),
+        main_ok(build_id="20160302000000"),
+    ),
     (
         "two-subsession-lengths-valid-then-string",
-        mk(MAIN, {"payload.info": Dup([("subsessionStartDate", "2016-03-03"), ("subsessionLength", 7200), ("subsessionLength", "7200")])}),
+        mk(
+            MAIN,
+            {
+                "payload.info": Dup(
+                    [("subsessionStartDate", "2016-03-03"), ("subsessionLength", 7200), ("subsessionLength", "7200")]
+                )
+            },
+        ),
         Ignored("invalid_subsession_length"),
     ),
     (
         "two-subsession-lengths-string-then-valid",
-        mk(MAIN, {"payload.info": Dup([("subsessionStartDate", "2016-03-03"), ("subsessionLength", "7200"), ("subsessionLength", 3600)])}),
+        mk(
+            MAIN,
+            {
+                "payload.info": Dup(
+                    [("subsessionStartDate", "2016-03-03"), ("subsessionLength", "7200"), ("subsessionLength", 3600)]
+                )
+            },
+        ),
         main_ok(stats=stats(usage=1.0)),
     ),
     (
         "two-environments-last-partial",
         with_top(MAIN, ("environment", {"build": {"buildId": "20160302000000"}})),
         main_ok(
-            build_version=None, build_id="20160302000000", os_name=None, os_version=None, architecture=None,
-            experiment_id=None, experiment_branch=None, e10s_enabled=None, e10s_cohort=None,
+            build_version=None,
+            build_id="20160302000000",
+            os_name=None,
+            os_version=None,
+            architecture=None,
+            experiment_id=None,
+            experiment_branch=None,
+            e10s_enabled=None,
+            e10s_cohort=None,
         ),
     ),
     ("environment-then-3", with_top(MAIN, ("environment", 3)), Ignored("invalid_build_id")),
     ("environment-then-null", with_top(MAIN, ("environment", None)), Ignored("invalid_build_id")),
     ("environment-3-then-environment", with_top(MAIN, ("environment", 3), first=True), main_ok()),
     ("environment-list-then-environment", with_top(MAIN, ("environment", [1, 2]), first=True), main_ok()),
-    ("two-channels", mk(MAIN, {"application": Dup([("name", "Firefox"), ("channel", "release"), ("channel", "beta")])}), main_ok(channel="beta")),
-    ("channel-then-null-channel", mk(MAIN, {"application": Dup([("name", "Firefox"), ("channel", "release"), ("channel", None)])}), main_ok(channel=None)),
-    ("two-process-types-content-then-main", mk(CRASH, {"payload": Dup([("crashDate", "2016-03-02"), ("processType", "content"), ("processType", "main")])}), crash_ok()),
-    ("two-process-types-main-then-content", mk(CRASH, {"payload": Dup([("crashDate", "2016-03-02"), ("processType", "main"), ("processType", "content")])}), Ignored("content_crash", crash=True)),
-    ("two-crash-dates-valid-then-invalid", mk(CRASH, {"payload": Dup([("crashDate", "2016-03-02"), ("crashDate", "2016-3-2")])}), crash_ok("2016-03-04")),
-    ("two-histogram-counts", mk(MAIN, {"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.content.values": Dup([("0", 5), ("0", 2)])}), main_ok(stats=stats(usage=2.0, content_crashes=2.0))),
+    (
+        "two-channels",
+        mk(MAIN, {"application": Dup([("name", "Firefox"), ("channel", "release"), ("channel", "beta")])}),
+        main_ok(channel="beta"),
+    ),
+    (
+        "channel-then-null-channel",
+        mk(MAIN, {"application": Dup([("name", "Firefox"), ("channel", "release"), ("channel", None)])}),
+        main_ok(channel=None),
+    ),
+    (
+        "two-process-types-content-then-main",
+        mk(CRASH, {"payload": Dup([("crashDate", "2016-03-02"), ("processType", "content"), ("processType", "main")])}),
+        crash_ok(),
+    ),
+    (
+        "two-process-types-main-then-content",
+        mk(CRASH, {"payload": Dup([("crashDate", "2016-03-02"), ("processType", "main"), ("processType", "content")])}),
+        Ignored("content_crash", crash=True),
+    ),
+    (
+        "two-crash-dates-valid-then-invalid",
+        mk(CRASH, {"payload": Dup([("crashDate", "2016-03-02"), ("crashDate", "2016-3-2")])}),
+        crash_ok("2016-03-04"),
+    ),
+    (
+        "two-histogram-counts",
+        mk(MAIN, {"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.content.values": Dup([("0", 5), ("0", 2)])}),
+        main_ok(stats=stats(usage=2.0, content_crashes=2.0)),
+    ),
     ("duplicate-unrelated-key", with_top(MAIN, ("x", 1), ("x", [2])), main_ok()),
 )
 
@@ -403,9 +535,21 @@ DOC_TYPE_CASES = cases(
     *[
         (f"meta-{name}", mk(MAIN, {"meta.docType": value}), OTHER)
         for name, value in [
-            ("core", "core"), ("event", "event"), ("Main", "Main"), ("MAIN", "MAIN"), ("CRASH", "CRASH"),
-            ("space-main", " main"), ("main-space", "main "), ("empty", ""), ("main-nul", "main\x00"),
-            ("int-1", 1), ("int-0", 0), ("true", True), ("false", False), ("list-main", ["main"]), ("object", {"main": 1}),
+            ("core", "core"),
+            ("event", "event"),
+            ("Main", "Main"),
+            ("MAIN", "MAIN"),
+            ("CRASH", "CRASH"),
+            ("space-main", " main"),
+            ("main-space", "main "),
+            ("empty", ""),
+            ("main-nul", "main\x00"),
+            ("int-1", 1),
+            ("int-0", 0),
+            ("true", True),
+            ("false", False),
+            ("list-main", ["main"]),
+            ("object", {"main": 1}),
         ]
     ],
     # present but not a string: no fallback to `type`, even when `type` is "main"
@@ -434,7 +578,11 @@ DOC_TYPE_CASES = cases(
     ("meta-main-type-crash", mk(MAIN, {"type": "crash"}), main_ok()),
     ("meta-crash-type-main", mk(CRASH, {"type": "main"}), crash_ok()),
     # the doc type alone decides which rules apply: MAIN's content as a crash ping
-    ("main-content-as-crash", mk(MAIN, {"meta.docType": "crash"}), Processed(True, "2016-03-04", MAIN_DIMS, CRASH_STATS)),
+    (
+        "main-content-as-crash",
+        mk(MAIN, {"meta.docType": "crash"}),
+        Processed(True, "2016-03-04", MAIN_DIMS, CRASH_STATS),
+    ),
     ("crash-content-as-main", mk(CRASH, {"meta.docType": "main"}), Ignored("invalid_subsession_length")),
     ("empty-object", b"{}", OTHER),
     ("empty-object-spaces", b" { } ", OTHER),
@@ -499,10 +647,25 @@ CONTENT_CRASH_CASES = cases(
     *[
         (f"process-type-{name}", mk(CRASH, {"payload.processType": value}), CONTENT)
         for name, value in [
-            ("content", "content"), ("gpu", "gpu"), ("plugin", "plugin"), ("gmplugin", "gmplugin"), ("rdd", "rdd"),
-            ("empty-string", ""), ("Main", "Main"), ("MAIN", "MAIN"), ("space-main", " main"), ("main-space", "main "),
-            ("int-0", 0), ("int-1", 1), ("float", 1.5), ("false", False), ("true", True),
-            ("empty-object", {}), ("object", {"type": "main"}), ("empty-list", []), ("list-main", ["main"]),
+            ("content", "content"),
+            ("gpu", "gpu"),
+            ("plugin", "plugin"),
+            ("gmplugin", "gmplugin"),
+            ("rdd", "rdd"),
+            ("empty-string", ""),
+            ("Main", "Main"),
+            ("MAIN", "MAIN"),
+            ("space-main", " main"),
+            ("main-space", "main "),
+            ("int-0", 0),
+            ("int-1", 1),
+            ("float", 1.5),
+            ("false", False),
+            ("true", True),
+            ("empty-object", {}),
+            ("object", {"type": "main"}),
+            ("empty-list", []),
+            ("list-main", ["main"]),
         ]
     ],
     ("process-type-main", mk(CRASH, {"payload.processType": "main"}), crash_ok()),
@@ -518,7 +681,11 @@ CONTENT_CRASH_CASES = cases(
     ("main-ping-process-type-empty", mk(MAIN, {"payload.processType": ""}), main_ok()),
     # the doc type comes from meta.docType, falling back to `type`
     ("type-crash-only-content", mk(CRASH, {"meta.docType": None, "payload.processType": "content"}), CONTENT),
-    ("doc-type-main-type-crash-content", mk(CRASH, {"meta.docType": "main", "payload.processType": "content"}), Ignored("invalid_subsession_length")),
+    (
+        "doc-type-main-type-crash-content",
+        mk(CRASH, {"meta.docType": "main", "payload.processType": "content"}),
+        Ignored("invalid_subsession_length"),
+    ),
 )
 
 
@@ -538,17 +705,42 @@ SUBMISSION_DATE_CASES = cases(
     *[
         (f"bad-{name}", mk(MAIN, {"meta.submissionDate": value}), BAD_SUBMISSION)
         for name, value in [
-            ("day-before", "20160304"), ("day-after", "20160306"), ("year-before", "20150305"), ("year-after", "20170305"),
-            ("dashes", "2016-03-05"), ("slashes", "2016/03/05"), ("iso-timestamp", "2016-03-05T00:00:00Z"),
-            ("yymmdd", "160305"), ("nine-digits", "201603050"), ("seven-digits", "2016035"),
-            ("leading-space", " 20160305"), ("trailing-space", "20160305 "), ("trailing-newline", "20160305\n"),
-            ("empty", ""), ("february-30", "20160230"), ("month-13", "20161305"), ("zeros", "00000000"),
-            ("fullwidth-digits", "２０１６０３０５"), ("arabic-indic-digits", "٢٠١٦٠٣٠٥"),
-            ("integer", 20160305), ("float", 20160305.0), ("true", True), ("list", ["20160305"]), ("object", {"date": "20160305"}),
+            ("day-before", "20160304"),
+            ("day-after", "20160306"),
+            ("year-before", "20150305"),
+            ("year-after", "20170305"),
+            ("dashes", "2016-03-05"),
+            ("slashes", "2016/03/05"),
+            ("iso-timestamp", "2016-03-05T00:00:00Z"),
+            ("yymmdd", "160305"),
+            ("nine-digits", "201603050"),
+            ("seven-digits", "2016035"),
+            ("leading-space", " 20160305"),
+            ("trailing-space", "20160305 "),
+            ("trailing-newline", "20160305\n"),
+            ("empty", ""),
+            ("february-30", "20160230"),
+            ("month-13", "20161305"),
+            ("zeros", "00000000"),
+            ("fullwidth-digits", "２０１６０３０５"),
+            ("arabic-indic-digits", "٢٠١٦٠٣٠٥"),
+            ("integer", 20160305),
+            ("float", 20160305.0),
+            ("true", True),
+            ("list", ["20160305"]),
+            ("object", {"date": "20160305"}),
         ]
     ],
-    ("crash-ping-other-day", mk(CRASH, {"meta.submissionDate": "20160304"}), Ignored("invalid_submission_date", crash=True)),
-    ("crash-ping-integer", mk(CRASH, {"meta.submissionDate": 20160305}), Ignored("invalid_submission_date", crash=True)),
+    (
+        "crash-ping-other-day",
+        mk(CRASH, {"meta.submissionDate": "20160304"}),
+        Ignored("invalid_submission_date", crash=True),
+    ),
+    (
+        "crash-ping-integer",
+        mk(CRASH, {"meta.submissionDate": 20160305}),
+        Ignored("invalid_submission_date", crash=True),
+    ),
     ("crash-ping-null", mk(CRASH, {"meta.submissionDate": None}), crash_ok()),
 )
 
@@ -629,11 +821,26 @@ ACTIVITY_DATE_CASES = cases(
     ("main-start-date-year-9999-clamped", mk(MAIN, {START: "9999-12-31"}), main_ok("2016-03-05")),
     ("main-start-date-leap-day", mk(MAIN, {START: "2016-02-29"}), main_ok("2016-02-29")),
     # a usable but out-of-range primary date is clamped, never replaced by creationDate
-    ("main-out-of-range-start-date-not-replaced", mk(MAIN, {START: "2016-01-01", "creationDate": "2016-03-04T00:00:00Z"}), main_ok("2016-02-27")),
-    *[(f"main-start-date-{name}-fallback", mk(MAIN, {START: value}), main_ok("2016-03-04")) for name, value in UNUSABLE_DATES],
+    (
+        "main-out-of-range-start-date-not-replaced",
+        mk(MAIN, {START: "2016-01-01", "creationDate": "2016-03-04T00:00:00Z"}),
+        main_ok("2016-02-27"),
+    ),
+    *[
+        (f"main-start-date-{name}-fallback", mk(MAIN, {START: value}), main_ok("2016-03-04"))
+        for name, value in UNUSABLE_DATES
+    ],
     ("main-payload-info-3-fallback", mk(MAIN, {"payload.info": 3}), Ignored("invalid_subsession_length")),
-    ("main-fallback-clamped-early", mk(MAIN, {START: "bad", "creationDate": "2016-01-01T00:00:00Z"}), main_ok("2016-02-27")),
-    ("main-fallback-clamped-late", mk(MAIN, {START: "bad", "creationDate": "2016-03-09T00:00:00Z"}), main_ok("2016-03-05")),
+    (
+        "main-fallback-clamped-early",
+        mk(MAIN, {START: "bad", "creationDate": "2016-01-01T00:00:00Z"}),
+        main_ok("2016-02-27"),
+    ),
+    (
+        "main-fallback-clamped-late",
+        mk(MAIN, {START: "bad", "creationDate": "2016-03-09T00:00:00Z"}),
+        main_ok("2016-03-05"),
+    ),
     ("main-fallback-exactly-10-chars", mk(MAIN, {START: None, "creationDate": "2016-03-01"}), main_ok("2016-03-01")),
     *[
         (f"main-no-start-date-creation-{name}", mk(MAIN, {START: DEL, "creationDate": value}), NO_ACTIVITY)
@@ -641,18 +848,45 @@ ACTIVITY_DATE_CASES = cases(
     ],
     ("main-both-unusable", mk(MAIN, {START: "2016-3-3", "creationDate": "2016-3-4"}), NO_ACTIVITY),
     # a main ping does not read payload.crashDate
-    ("main-ignores-crash-date", mk(MAIN, {START: DEL, "creationDate": DEL, "payload.crashDate": "2016-03-03"}), NO_ACTIVITY),
+    (
+        "main-ignores-crash-date",
+        mk(MAIN, {START: DEL, "creationDate": DEL, "payload.crashDate": "2016-03-03"}),
+        NO_ACTIVITY,
+    ),
     # crash pings read payload.crashDate
     ("crash-crash-date", CRASH, crash_ok("2016-03-02")),
-    ("crash-crash-date-timestamp", mk(CRASH, {"payload.crashDate": "2016-03-02T23:59:59.999Z"}), crash_ok("2016-03-02")),
+    (
+        "crash-crash-date-timestamp",
+        mk(CRASH, {"payload.crashDate": "2016-03-02T23:59:59.999Z"}),
+        crash_ok("2016-03-02"),
+    ),
     ("crash-crash-date-d-minus-8-clamped", mk(CRASH, {"payload.crashDate": "2016-02-26"}), crash_ok("2016-02-27")),
     ("crash-crash-date-d-plus-1-clamped", mk(CRASH, {"payload.crashDate": "2016-03-06"}), crash_ok("2016-03-05")),
-    *[(f"crash-crash-date-{name}-fallback", mk(CRASH, {"payload.crashDate": value}), crash_ok("2016-03-04")) for name, value in UNUSABLE_DATES],
-    ("crash-fallback-clamped-early", mk(CRASH, {"payload.crashDate": None, "creationDate": "2015-12-31T23:00:00Z"}), crash_ok("2016-02-27")),
-    ("crash-no-dates", mk(CRASH, {"payload.crashDate": DEL, "creationDate": DEL}), Ignored("invalid_activity_date", crash=True)),
-    ("crash-both-unusable", mk(CRASH, {"payload.crashDate": "2016-02-30", "creationDate": 20160304}), Ignored("invalid_activity_date", crash=True)),
+    *[
+        (f"crash-crash-date-{name}-fallback", mk(CRASH, {"payload.crashDate": value}), crash_ok("2016-03-04"))
+        for name, value in UNUSABLE_DATES
+    ],
+    (
+        "crash-fallback-clamped-early",
+        mk(CRASH, {"payload.crashDate": None, "creationDate": "2015-12-31T23:00:00Z"}),
+        crash_ok("2016-02-27"),
+    ),
+    (
+        "crash-no-dates",
+        mk(CRASH, {"payload.crashDate": DEL, "creationDate": DEL}),
+        Ignored("invalid_activity_date", crash=True),
+    ),
+    (
+        "crash-both-unusable",
+        mk(CRASH, {"payload.crashDate": "2016-02-30", "creationDate": 20160304}),
+        Ignored("invalid_activity_date", crash=True),
+    ),
     # a crash ping does not read payload.info.subsessionStartDate
-    ("crash-ignores-start-date", mk(CRASH, {"payload.crashDate": DEL, "creationDate": DEL, START: "2016-03-03"}), Ignored("invalid_activity_date", crash=True)),
+    (
+        "crash-ignores-start-date",
+        mk(CRASH, {"payload.crashDate": DEL, "creationDate": DEL, START: "2016-03-03"}),
+        Ignored("invalid_activity_date", crash=True),
+    ),
 )
 
 
@@ -911,7 +1145,11 @@ DIMENSION_CASES = cases(
     ("float-denormal", mk(MAIN, {CHANNEL: Raw("5e-324")}), main_ok(channel="5e-324")),
     ("float-max", mk(MAIN, {CHANNEL: Raw("1.7976931348623157e308")}), main_ok(channel="1.7976931348623157e+308")),
     ("float-underflow", mk(MAIN, {CHANNEL: Raw("1e-400")}), main_ok(channel="0.0")),
-    ("float-large-mantissa", mk(MAIN, {CHANNEL: Raw("123456789012345678901234567890.5")}), main_ok(channel="1.2345678901234568e+29")),
+    (
+        "float-large-mantissa",
+        mk(MAIN, {CHANNEL: Raw("123456789012345678901234567890.5")}),
+        main_ok(channel="1.2345678901234568e+29"),
+    ),
     # a double that overflows has no decimal form: absent (decision, see the module doc)
     ("float-overflow", mk(MAIN, {CHANNEL: Raw("1e400")}), main_ok(channel=None)),
     ("float-negative-overflow", mk(MAIN, {CHANNEL: Raw("-1e400")}), main_ok(channel=None)),
@@ -922,7 +1160,11 @@ DIMENSION_CASES = cases(
     ("object", mk(MAIN, {CHANNEL: {"name": "release"}}), main_ok(channel=None)),
     ("empty-array", mk(MAIN, {CHANNEL: []}), main_ok(channel=None)),
     ("array", mk(MAIN, {CHANNEL: ["release"]}), main_ok(channel=None)),
-    ("active-experiment-empty", mk(MAIN, {"environment.addons.activeExperiment": {}}), main_ok(experiment_id=None, experiment_branch=None)),
+    (
+        "active-experiment-empty",
+        mk(MAIN, {"environment.addons.activeExperiment": {}}),
+        main_ok(experiment_id=None, experiment_branch=None),
+    ),
     # a path that runs into a non-object is missing
     ("application-number", mk(MAIN, {"application": 3}), main_ok(channel=None, application=None)),
     ("application-string", mk(MAIN, {"application": "Firefox"}), main_ok(channel=None, application=None)),
@@ -931,10 +1173,18 @@ DIMENSION_CASES = cases(
     ("system-number", mk(MAIN, {"environment.system": 3}), main_ok(os_name=None, os_version=None)),
     ("os-string", mk(MAIN, {"environment.system.os": "Windows_NT 10.0"}), main_ok(os_name=None, os_version=None)),
     ("addons-array", mk(MAIN, {"environment.addons": []}), main_ok(experiment_id=None, experiment_branch=None)),
-    ("active-experiment-string", mk(MAIN, {"environment.addons.activeExperiment": "exp"}), main_ok(experiment_id=None, experiment_branch=None)),
+    (
+        "active-experiment-string",
+        mk(MAIN, {"environment.addons.activeExperiment": "exp"}),
+        main_ok(experiment_id=None, experiment_branch=None),
+    ),
     ("settings-false", mk(MAIN, {"environment.settings": False}), main_ok(e10s_enabled=None, e10s_cohort=None)),
     ("meta-string-country", mk(MAIN, {"meta": "US"}), main_ok(country=None)),
-    ("build-keeps-build-id-only", mk(MAIN, {"environment.build": {"buildId": "20160301123456"}}), main_ok(build_version=None, architecture=None)),
+    (
+        "build-keeps-build-id-only",
+        mk(MAIN, {"environment.build": {"buildId": "20160301123456"}}),
+        main_ok(build_version=None, architecture=None),
+    ),
     # compositor is not a default dimension
     ("gfx-not-a-default-dimension", mk(MAIN, {"environment.system.gfx.features.compositor": "d3d11"}), main_ok()),
 )
@@ -958,7 +1208,13 @@ COMPOSITOR = "environment.system.gfx.features.compositor"
 
 
 def gfx(value) -> Processed:
-    return Processed(False, "2016-03-03", {"channel": "release", "gfx_compositor": value}, MAIN_STATS, dim_names=("channel", "gfx_compositor"))
+    return Processed(
+        False,
+        "2016-03-03",
+        {"channel": "release", "gfx_compositor": value},
+        MAIN_STATS,
+        dim_names=("channel", "gfx_compositor"),
+    )
 
 
 GFX_CASES = cases(
@@ -989,7 +1245,13 @@ def test_gfx_compositor_appended_to_default_dimensions(tier):
         }
     )
     assert config.dimensions[-1] == GFX_COMPOSITOR
-    expected = Processed(False, "2016-03-03", MAIN_DIMS | {"gfx_compositor": "d3d11"}, MAIN_STATS, dim_names=(*DIMENSIONS, "gfx_compositor"))
+    expected = Processed(
+        False,
+        "2016-03-03",
+        MAIN_DIMS | {"gfx_compositor": "d3d11"},
+        MAIN_STATS,
+        dim_names=(*DIMENSIONS, "gfx_compositor"),
+    )
     check(encode(mk(MAIN, {COMPOSITOR: "d3d11"})), expected, rules_for(config, tier=tier))
 
 
@@ -1016,9 +1278,27 @@ CUSTOM_DIMENSION_CASES = cases(
     ("added-dimension", mk(MAIN, {"environment.settings.locale": "en-US"}), custom()),
     ("added-dimension-missing", MAIN, custom(locale=None)),
     ("added-dimension-number", mk(MAIN, {"environment.settings.locale": 1.25}), custom(locale="1.25")),
-    ("dotted-key", mk(MAIN, {"environment.settings.locale": "en-US", ("environment", "settings", "a.b"): "x"}), custom(dotted_key="x")),
-    ("dotted-key-not-nested-path", mk(MAIN, {"environment.settings.locale": "en-US", "environment.settings.a.b": "x"}), custom()),
-    ("shared-path-with-rules", mk(MAIN, {"environment.settings.locale": "en-US", LENGTH: 3600}), Processed(False, "2016-03-03", custom().dims | {"length_as_dimension": "3600"}, stats(usage=1.0), dim_names=CUSTOM_DIM_NAMES)),
+    (
+        "dotted-key",
+        mk(MAIN, {"environment.settings.locale": "en-US", ("environment", "settings", "a.b"): "x"}),
+        custom(dotted_key="x"),
+    ),
+    (
+        "dotted-key-not-nested-path",
+        mk(MAIN, {"environment.settings.locale": "en-US", "environment.settings.a.b": "x"}),
+        custom(),
+    ),
+    (
+        "shared-path-with-rules",
+        mk(MAIN, {"environment.settings.locale": "en-US", LENGTH: 3600}),
+        Processed(
+            False,
+            "2016-03-03",
+            custom().dims | {"length_as_dimension": "3600"},
+            stats(usage=1.0),
+            dim_names=CUSTOM_DIM_NAMES,
+        ),
+    ),
 )
 
 
@@ -1033,7 +1313,9 @@ def test_dimension_path_that_prefixes_a_rule_path():
     config = parse_config({"dimensions": {"build": "environment.build", "channel": "application.channel"}})
     rules = pings.PingRules(config, D)
     assert rules._decoder is None and rules._scanner is None
-    expected = Processed(False, "2016-03-03", {"build": None, "channel": "release"}, MAIN_STATS, dim_names=("build", "channel"))
+    expected = Processed(
+        False, "2016-03-03", {"build": None, "channel": "release"}, MAIN_STATS, dim_names=("build", "channel")
+    )
     check(encode(MAIN), expected, rules)
     check(encode(mk(MAIN, {"environment.build.buildId": "x"})), Ignored("invalid_build_id"), rules)
     check(add_raw(MAIN, "x", "NaN"), MALFORMED, rules)
@@ -1051,30 +1333,110 @@ def hist(**counts) -> Processed:
 
 
 STATS_CASES = cases(
-    ("main-base", MAIN, Processed(False, "2016-03-03", MAIN_DIMS, {
-        "ping_count": 1.0, "usage_hours": 2.0, "usage_hours_squared": 4.0, "main_crashes": 0.0, "main_crashes_squared": 0.0,
-        "content_crashes": 0.0, "content_crashes_squared": 0.0, "plugin_crashes": 0.0, "plugin_crashes_squared": 0.0,
-        "gmplugin_crashes": 0.0, "gmplugin_crashes_squared": 0.0, "gpu_crashes": 0.0, "gpu_crashes_squared": 0.0,
-        "content_shutdown_crashes": 0.0, "content_shutdown_crashes_squared": 0.0,
-    })),
-    ("crash-base", CRASH, Processed(True, "2016-03-02", CRASH_DIMS, {
-        "ping_count": 0.0, "usage_hours": 0.0, "usage_hours_squared": 0.0, "main_crashes": 1.0, "main_crashes_squared": 1.0,
-        "content_crashes": 0.0, "content_crashes_squared": 0.0, "plugin_crashes": 0.0, "plugin_crashes_squared": 0.0,
-        "gmplugin_crashes": 0.0, "gmplugin_crashes_squared": 0.0, "gpu_crashes": 0.0, "gpu_crashes_squared": 0.0,
-        "content_shutdown_crashes": 0.0, "content_shutdown_crashes_squared": 0.0,
-    })),
-    ("main-all-histograms", mk(MAIN, {KH: HISTOGRAMS}), Processed(False, "2016-03-03", MAIN_DIMS, {
-        "ping_count": 1.0, "usage_hours": 2.0, "usage_hours_squared": 4.0, "main_crashes": 0.0, "main_crashes_squared": 0.0,
-        "content_crashes": 3.0, "content_crashes_squared": 9.0, "plugin_crashes": 2.0, "plugin_crashes_squared": 4.0,
-        "gmplugin_crashes": 1.0, "gmplugin_crashes_squared": 1.0, "gpu_crashes": 5.0, "gpu_crashes_squared": 25.0,
-        "content_shutdown_crashes": 4.0, "content_shutdown_crashes_squared": 16.0,
-    })),
-    ("crash-all-histograms", mk(CRASH, {KH: HISTOGRAMS}), Processed(True, "2016-03-02", CRASH_DIMS, {
-        "ping_count": 0.0, "usage_hours": 0.0, "usage_hours_squared": 0.0, "main_crashes": 1.0, "main_crashes_squared": 1.0,
-        "content_crashes": 3.0, "content_crashes_squared": 9.0, "plugin_crashes": 2.0, "plugin_crashes_squared": 4.0,
-        "gmplugin_crashes": 1.0, "gmplugin_crashes_squared": 1.0, "gpu_crashes": 5.0, "gpu_crashes_squared": 25.0,
-        "content_shutdown_crashes": 4.0, "content_shutdown_crashes_squared": 16.0,
-    })),
+    (
+        "main-base",
+        MAIN,
+        Processed(
+            False,
+            "2016-03-03",
+            MAIN_DIMS,
+            {
+                "ping_count": 1.0,
+                "usage_hours": 2.0,
+                "usage_hours_squared": 4.0,
+                "main_crashes": 0.0,
+                "main_crashes_squared": 0.0,
+                "content_crashes": 0.0,
+                "content_crashes_squared": 0.0,
+                "plugin_crashes": 0.0,
+                "plugin_crashes_squared": 0.0,
+                "gmplugin_crashes": 0.0,
+                "gmplugin_crashes_squared": 0.0,
+                "gpu_crashes": 0.0,
+                "gpu_crashes_squared": 0.0,
+                "content_shutdown_crashes": 0.0,
+                "content_shutdown_crashes_squared": 0.0,
+            },
+        ),
+    ),
+    (
+        "crash-base",
+        CRASH,
+        Processed(
+            True,
+            "2016-03-02",
+            CRASH_DIMS,
+            {
+                "ping_count": 0.0,
+                "usage_hours": 0.0,
+                "usage_hours_squared": 0.0,
+                "main_crashes": 1.0,
+                "main_crashes_squared": 1.0,
+                "content_crashes": 0.0,
+                "content_crashes_squared": 0.0,
+                "plugin_crashes": 0.0,
+                "plugin_crashes_squared": 0.0,
+                "gmplugin_crashes": 0.0,
+                "gmplugin_crashes_squared": 0.0,
+                "gpu_crashes": 0.0,
+                "gpu_crashes_squared": 0.0,
+                "content_shutdown_crashes": 0.0,
+                "content_shutdown_crashes_squared": 0.0,
+            },
+        ),
+    ),
+    (
+        "main-all-histograms",
+        mk(MAIN, {KH: HISTOGRAMS}),
+        Processed(
+            False,
+            "2016-03-03",
+            MAIN_DIMS,
+            {
+                "ping_count": 1.0,
+                "usage_hours": 2.0,
+                "usage_hours_squared": 4.0,
+                "main_crashes": 0.0,
+                "main_crashes_squared": 0.0,
+                "content_crashes": 3.0,
+                "content_crashes_squared": 9.0,
+                "plugin_crashes": 2.0,
+                "plugin_crashes_squared": 4.0,
+                "gmplugin_crashes": 1.0,
+                "gmplugin_crashes_squared": 1.0,
+                "gpu_crashes": 5.0,
+                "gpu_crashes_squared": 25.0,
+                "content_shutdown_crashes": 4.0,
+                "content_shutdown_crashes_squared": 16.0,
+            },
+        ),
+    ),
+    (
+        "crash-all-histograms",
+        mk(CRASH, {KH: HISTOGRAMS}),
+        Processed(
+            True,
+            "2016-03-02",
+            CRASH_DIMS,
+            {
+                "ping_count": 0.0,
+                "usage_hours": 0.0,
+                "usage_hours_squared": 0.0,
+                "main_crashes": 1.0,
+                "main_crashes_squared": 1.0,
+                "content_crashes": 3.0,
+                "content_crashes_squared": 9.0,
+                "plugin_crashes": 2.0,
+                "plugin_crashes_squared": 4.0,
+                "gmplugin_crashes": 1.0,
+                "gmplugin_crashes_squared": 1.0,
+                "gpu_crashes": 5.0,
+                "gpu_crashes_squared": 25.0,
+                "content_shutdown_crashes": 4.0,
+                "content_shutdown_crashes_squared": 16.0,
+            },
+        ),
+    ),
     ("main-usage-half-hour", mk(MAIN, {LENGTH: 1800}), main_ok(stats=stats(usage=0.5) | {"usage_hours_squared": 0.25})),
     ("main-usage-capped", mk(MAIN, {LENGTH: 90001}), main_ok(stats=stats(usage=25.0) | {"usage_hours_squared": 625.0})),
     # each histogram lands in its own column only
@@ -1082,21 +1444,61 @@ STATS_CASES = cases(
     ("plugin-only", mk(MAIN, {DUMP + ".plugin.values.0": 7}), hist(plugin_crashes=7.0)),
     ("gmplugin-only", mk(MAIN, {DUMP + ".gmplugin.values.0": 7}), hist(gmplugin_crashes=7.0)),
     ("gpu-only", mk(MAIN, {DUMP + ".gpu.values.0": 7}), hist(gpu_crashes=7.0)),
-    ("shutdown-kill-only", mk(MAIN, {KH + ".SUBPROCESS_KILL_HARD.ShutDownKill.values.0": 7}), hist(content_shutdown_crashes=7.0)),
-    ("full-count-histogram", mk(MAIN, {DUMP + ".content": {"bucket_count": 3, "histogram_type": 4, "range": [1, 2], "sum": 6, "values": {"0": 6, "1": 0}}}), hist(content_crashes=6.0)),
-    ("fractional-count", mk(MAIN, {CONTENT_VALUE: 2.5}), main_ok(stats=stats(usage=2.0, content_crashes=2.5) | {"content_crashes_squared": 6.25})),
+    (
+        "shutdown-kill-only",
+        mk(MAIN, {KH + ".SUBPROCESS_KILL_HARD.ShutDownKill.values.0": 7}),
+        hist(content_shutdown_crashes=7.0),
+    ),
+    (
+        "full-count-histogram",
+        mk(
+            MAIN,
+            {
+                DUMP + ".content": {
+                    "bucket_count": 3,
+                    "histogram_type": 4,
+                    "range": [1, 2],
+                    "sum": 6,
+                    "values": {"0": 6, "1": 0},
+                }
+            },
+        ),
+        hist(content_crashes=6.0),
+    ),
+    (
+        "fractional-count",
+        mk(MAIN, {CONTENT_VALUE: 2.5}),
+        main_ok(stats=stats(usage=2.0, content_crashes=2.5) | {"content_crashes_squared": 6.25}),
+    ),
     ("int-2-pow-53-plus-1", mk(MAIN, {CONTENT_VALUE: 2**53 + 1}), hist(content_crashes=9007199254740992.0)),
     ("huge-finite-count", mk(MAIN, {CONTENT_VALUE: 1e200}), hist(content_crashes=1e200)),
     # recorded: a finite count whose square overflows gives an infinite _squared
-    ("count-1e308-square-overflows", mk(MAIN, {CONTENT_VALUE: 1e308}), main_ok(stats=stats(usage=2.0, content_crashes=1e308) | {"content_crashes_squared": float("inf")})),
+    (
+        "count-1e308-square-overflows",
+        mk(MAIN, {CONTENT_VALUE: 1e308}),
+        main_ok(stats=stats(usage=2.0, content_crashes=1e308) | {"content_crashes_squared": float("inf")}),
+    ),
     # missing, non-numeric, boolean, negative or non-finite means 0
     *[
         (f"count-{name}", mk(MAIN, {CONTENT_VALUE: value}), hist())
         for name, value in [
-            ("zero", 0), ("null", None), ("missing", DEL), ("string", "3"), ("empty-string", ""), ("true", True), ("false", False),
-            ("negative", -1), ("negative-float", -0.5), ("negative-zero", Raw("-0.0")), ("negative-huge", -1e308),
-            ("1e400", Raw("1e400")), ("minus-1e400", Raw("-1e400")), ("10-pow-400-int", Raw("1" + "0" * 400)), ("5000-digit-int", Raw(BIG_INT)),
-            ("list", [3]), ("object", {"count": 3}),
+            ("zero", 0),
+            ("null", None),
+            ("missing", DEL),
+            ("string", "3"),
+            ("empty-string", ""),
+            ("true", True),
+            ("false", False),
+            ("negative", -1),
+            ("negative-float", -0.5),
+            ("negative-zero", Raw("-0.0")),
+            ("negative-huge", -1e308),
+            ("1e400", Raw("1e400")),
+            ("minus-1e400", Raw("-1e400")),
+            ("10-pow-400-int", Raw("1" + "0" * 400)),
+            ("5000-digit-int", Raw(BIG_INT)),
+            ("list", [3]),
+            ("object", {"count": 3}),
         ]
     ],
     ("only-bucket-1", mk(MAIN, {DUMP + ".content.values": {"1": 3}}), hist()),
@@ -1107,7 +1509,11 @@ STATS_CASES = cases(
     ("keyed-histograms-list", mk(MAIN, {KH: [HISTOGRAMS]}), hist()),
     ("plain-histograms-not-read", mk(MAIN, {"payload.histograms": HISTOGRAMS}), hist()),
     ("wrong-key-case", mk(MAIN, {DUMP + ".Content.values.0": 3}), hist()),
-    ("crash-ping-usage-stays-zero", mk(CRASH, {LENGTH: 7200, CONTENT_VALUE: 2}), crash_ok(stats=stats(crash=True, content_crashes=2.0))),
+    (
+        "crash-ping-usage-stays-zero",
+        mk(CRASH, {LENGTH: 7200, CONTENT_VALUE: 2}),
+        crash_ok(stats=stats(crash=True, content_crashes=2.0)),
+    ),
 )
 
 
@@ -1165,17 +1571,39 @@ CUSTOM_COLUMNS = ("pings", "pings_squared", "hours", "crashes", "aborts", "abort
 
 def custom_stats(crash: bool, **values) -> Processed:
     base = dict.fromkeys(CUSTOM_COLUMNS, 0.0)
-    return Processed(crash, "2016-03-02" if crash else "2016-03-03", {"channel": "beta" if crash else "release"}, base | values,
-                     dim_names=("channel",), stat_columns=CUSTOM_COLUMNS)
+    return Processed(
+        crash,
+        "2016-03-02" if crash else "2016-03-03",
+        {"channel": "beta" if crash else "release"},
+        base | values,
+        dim_names=("channel",),
+        stat_columns=CUSTOM_COLUMNS,
+    )
 
 
 CUSTOM_STATS_CASES = cases(
     ("main", MAIN, custom_stats(False, pings=1.0, pings_squared=1.0, hours=2.0)),
-    ("main-abort", mk(MAIN, {KH + ".SUBPROCESS_ABNORMAL_ABORT.content.values.0": 3}), custom_stats(False, pings=1.0, pings_squared=1.0, hours=2.0, aborts=3.0, aborts_squared=9.0)),
-    ("main-abort-negative", mk(MAIN, {KH + ".SUBPROCESS_ABNORMAL_ABORT.content.values.0": -3}), custom_stats(False, pings=1.0, pings_squared=1.0, hours=2.0)),
-    ("main-default-histograms-not-read", mk(MAIN, {KH: HISTOGRAMS}), custom_stats(False, pings=1.0, pings_squared=1.0, hours=2.0)),
+    (
+        "main-abort",
+        mk(MAIN, {KH + ".SUBPROCESS_ABNORMAL_ABORT.content.values.0": 3}),
+        custom_stats(False, pings=1.0, pings_squared=1.0, hours=2.0, aborts=3.0, aborts_squared=9.0),
+    ),
+    (
+        "main-abort-negative",
+        mk(MAIN, {KH + ".SUBPROCESS_ABNORMAL_ABORT.content.values.0": -3}),
+        custom_stats(False, pings=1.0, pings_squared=1.0, hours=2.0),
+    ),
+    (
+        "main-default-histograms-not-read",
+        mk(MAIN, {KH: HISTOGRAMS}),
+        custom_stats(False, pings=1.0, pings_squared=1.0, hours=2.0),
+    ),
     ("crash", CRASH, custom_stats(True, crashes=1.0)),
-    ("crash-abort", mk(CRASH, {KH + ".SUBPROCESS_ABNORMAL_ABORT.content.values.0": 2}), custom_stats(True, crashes=1.0, aborts=2.0, aborts_squared=4.0)),
+    (
+        "crash-abort",
+        mk(CRASH, {KH + ".SUBPROCESS_ABNORMAL_ABORT.content.values.0": 2}),
+        custom_stats(True, crashes=1.0, aborts=2.0, aborts_squared=4.0),
+    ),
 )
 
 

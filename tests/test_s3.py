@@ -43,7 +43,9 @@ DATES = ("--min-submission-date", DAY, "--max-submission-date", DAY)
 
 
 def ping(n: int, doc_type: str = "main", channel: str = "release") -> dict:
-    payload = {"info": {"subsessionLength": 600 * (n % 7), "subsessionStartDate": f"2016-03-0{n % 5 + 1}T00:00:00.0+01:00"}}
+    payload = {
+        "info": {"subsessionLength": 600 * (n % 7), "subsessionStartDate": f"2016-03-0{n % 5 + 1}T00:00:00.0+01:00"}
+    }
     if doc_type == "crash":
         payload = {"crashDate": "2016-03-04", "processType": "main"}
     return {
@@ -51,8 +53,10 @@ def ping(n: int, doc_type: str = "main", channel: str = "release") -> dict:
         "creationDate": "2016-03-04T12:00:00Z",
         "meta": {"submissionDate": "20160305", "docType": doc_type, "geoCountry": ["US", "DE", "FR", "JP"][n % 4]},
         "application": {"name": "Firefox", "channel": channel},
-        "environment": {"build": {"version": "45.0", "buildId": f"2016030{n % 3 + 1}000000"},
-                        "system": {"os": {"name": ["Windows_NT", "Linux", "Darwin"][n % 3]}}},
+        "environment": {
+            "build": {"version": "45.0", "buildId": f"2016030{n % 3 + 1}000000"},
+            "system": {"os": {"name": ["Windows_NT", "Linux", "Darwin"][n % 3]}},
+        },
         "payload": payload,
     }
 
@@ -131,8 +135,17 @@ def s3_rows(root: str, day: str = DAY) -> dict:
     return rows
 
 
-COUNTERS = ("main_pings_processed", "main_pings_ignored", "crash_pings_processed", "crash_pings_ignored",
-            "ignored_by_reason", "aggregates", "input_files", "input_bytes", "corrupt_files")
+COUNTERS = (
+    "main_pings_processed",
+    "main_pings_ignored",
+    "crash_pings_processed",
+    "crash_pings_ignored",
+    "ignored_by_reason",
+    "aggregates",
+    "input_files",
+    "input_bytes",
+    "corrupt_files",
+)
 
 
 def counters(report: dict) -> dict:
@@ -144,7 +157,9 @@ def write_inputs(root: Path) -> None:
     lines = pings(3000)
     write_day(root, DAY, lines[:1500], "a.ndjson")
     path = write_day(root, DAY, lines[1500:2200], "b.ndjson.gz", compression="gzip")
-    path.write_bytes(path.read_bytes() + gzip.compress(b"".join(json.dumps(p).encode() + b"\n" for p in lines[2200:2500])))
+    path.write_bytes(
+        path.read_bytes() + gzip.compress(b"".join(json.dumps(p).encode() + b"\n" for p in lines[2200:2500]))
+    )
     write_day(root, DAY, lines[2500:2900], "c.log", compression="zstd")  # compression sniffed, not named
     write_day(root / f"submission_date={DAY}", "x", lines[2900:], "d.ndjson")  # nested: sub/submission_date=x/
     (root / f"submission_date={DAY}" / "_SUCCESS").write_bytes(b"")
@@ -178,7 +193,9 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     sidecar = f"_flat-{success['version']}.parquet"
     assert location.name(part) == f"part-{success['version']}-00000.parquet"
     names = s3.keys("aggregates")
-    assert names == sorted([f"aggregates/submission_date={DAY}/{n}" for n in ("_SUCCESS", "_report.json", location.name(part), sidecar)])
+    assert names == sorted(
+        [f"aggregates/submission_date={DAY}/{n}" for n in ("_SUCCESS", "_report.json", location.name(part), sidecar)]
+    )
     assert success["files"] == [location.name(part)] and success["report"] == s3_report
     assert success["flat"]["file"] == sidecar
     assert storage.published(root)[DAY].sidecar.file == s3.url("aggregates", f"submission_date={DAY}", sidecar)
@@ -192,7 +209,9 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert sorted(local_success) == sorted(success) and local_success["files"] == ["part-00000.parquet"]
 
     # S3 input, local output: the same partition again.
-    assert run("run", "--input", s3.url("pings"), "--output", tmp_path / "out2", *DATES, "--workers", "1").exit_code == 0
+    assert (
+        run("run", "--input", s3.url("pings"), "--output", tmp_path / "out2", *DATES, "--workers", "1").exit_code == 0
+    )
     assert read_partition(tmp_path / "out2", DAY) == reference
 
     # DuckDB reads the published files from S3 on a fenced connection, as the sql command does.
@@ -209,12 +228,20 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
         f"SELECT submission_date, count(*), sum(stats['ping_count']), sum(stats['usage_hours']) "
         f"FROM read_parquet([{listing}], hive_partitioning = true, hive_types = {{'submission_date': DATE}}) GROUP BY 1"
     ).fetchall()
-    assert got == [(date(2016, 3, 5), len(reference), sum(s["ping_count"] for s in reference.values()),
-                    pytest.approx(sum(s["usage_hours"] for s in reference.values())))]
+    assert got == [
+        (
+            date(2016, 3, 5),
+            len(reference),
+            sum(s["ping_count"] for s in reference.values()),
+            pytest.approx(sum(s["usage_hours"] for s in reference.values())),
+        )
+    ]
 
     # The sql command over s3:// gives what it gives over the local copy.
-    query = ("SELECT dimensions['channel'] AS channel, count(*) AS n, sum(stats['usage_hours']) AS hours "
-             "FROM crash_aggregates GROUP BY 1 ORDER BY 1")
+    query = (
+        "SELECT dimensions['channel'] AS channel, count(*) AS n, sum(stats['usage_hours']) AS hours "
+        "FROM crash_aggregates GROUP BY 1 ORDER BY 1"
+    )
     over_s3 = run("sql", "--data", root, "--format", "csv", query)
     assert over_s3.exit_code == 0, over_s3.output
     assert over_s3.stdout == run("sql", "--data", tmp_path / "out", "--format", "csv", query).stdout
@@ -241,8 +268,10 @@ def test_generate_to_s3_then_run_equals_local(s3, tmp_path):
     local = sorted(p.name for p in (tmp_path / "pings" / f"submission_date={DAY}").iterdir())
     assert s3.keys("gen") == [f"gen/submission_date={DAY}/{n}" for n in local]
     for name in local:  # the very same bytes
-        assert s3.fs.cat_file(s3.url("gen", f"submission_date={DAY}", name)) == (
-            tmp_path / "pings" / f"submission_date={DAY}" / name).read_bytes()
+        assert (
+            s3.fs.cat_file(s3.url("gen", f"submission_date={DAY}", name))
+            == (tmp_path / "pings" / f"submission_date={DAY}" / name).read_bytes()
+        )
     result = run("run", "--input", s3.url("gen"), "--output", s3.url("agg"), *dates)
     assert result.exit_code == 0, result.output
     assert run("run", "--input", tmp_path / "pings", "--output", tmp_path / "agg", *dates).exit_code == 0
@@ -259,7 +288,10 @@ def test_s3_ranges_read_in_fresh_worker_processes(s3, tmp_path):
     write_day(tmp_path / "in", DAY, lines[:500], "small.ndjson.zst", compression="zstd")
     s3.upload(tmp_path / "in", "in")
     files = list_input(s3.url("in"), date(2016, 3, 5))
-    assert [(location.name(f.path), f.compression) for f in files] == [("big.ndjson", "none"), ("small.ndjson.zst", "zstd")]
+    assert [(location.name(f.path), f.compression) for f in files] == [
+        ("big.ndjson", "none"),
+        ("small.ndjson.zst", "zstd"),
+    ]
     assert all(f.path.startswith("s3://") for f in files)
     splits = plan_splits(files, 20000)
     assert len(splits) > 10
@@ -289,9 +321,25 @@ def test_killed_upload_leaves_previous_version_and_next_run_cleans(s3, tmp_path)
     write_day(tmp_path / "in2", DAY, pings(500, channel="beta"))
     s3.upload(tmp_path / "in2", "in")  # replaces the day's input object
     env = {**os.environ, storage.PAUSE_ENV: "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "crash_aggregates.cli", "run", "--input", s3.url("in"),
-                             "--output", out, *DATES, "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crash_aggregates.cli",
+            "run",
+            "--input",
+            s3.url("in"),
+            "--output",
+            out,
+            *DATES,
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     report_url = s3.url("out", f"submission_date={DAY}", "_report.json")
     deadline = time.monotonic() + 60
     try:
@@ -314,13 +362,19 @@ def test_killed_upload_leaves_previous_version_and_next_run_cleans(s3, tmp_path)
     assert result.exit_code == 0, result.output
     [new_file] = storage.published_partitions(out)[DAY]
     assert new_file != old_file
-    assert [k for k in s3.keys(f"out/submission_date={DAY}") if location.name(k).startswith("part-")] == [new_file.split("/", 3)[3]]
+    assert [k for k in s3.keys(f"out/submission_date={DAY}") if location.name(k).startswith("part-")] == [
+        new_file.split("/", 3)[3]
+    ]
     # The old version's sidecar and the killed run's are gone as well.
     new_sidecar = storage.published(out)[DAY].sidecar.file
-    assert [k for k in s3.keys(f"out/submission_date={DAY}") if location.name(k).startswith("_flat-")] == [new_sidecar.split("/", 3)[3]]
+    assert [k for k in s3.keys(f"out/submission_date={DAY}") if location.name(k).startswith("_flat-")] == [
+        new_sidecar.split("/", 3)[3]
+    ]
     rows = s3_rows(out)
     assert {dict(d)["channel"] for _, d in rows} == {"beta"}
-    assert storage.read_report(out, date(2016, 3, 5))["main_pings_processed"] == sum(s["ping_count"] for s in rows.values())
+    assert storage.read_report(out, date(2016, 3, 5))["main_pings_processed"] == sum(
+        s["ping_count"] for s in rows.values()
+    )
 
 
 def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch):
@@ -343,13 +397,18 @@ def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch
     other = ("--min-submission-date", "2016-03-06", "--max-submission-date", "2016-03-06", "--workers", "1")
     result = run("run", "--input", s3.url("in"), "--output", out, *other)
     assert result.exit_code == 0, result.output
-    assert s3.fs.exists(dead) and s3.fs.exists(orphan) and s3.fs.exists(dead_sidecar)  # too recent: may belong to a run still uploading
+    assert (
+        s3.fs.exists(dead) and s3.fs.exists(orphan) and s3.fs.exists(dead_sidecar)
+    )  # too recent: may belong to a run still uploading
     monkeypatch.setattr(storage, "LEFTOVER_AGE", timedelta(0))
     result = run("run", "--input", s3.url("in"), "--output", out, *other)
     assert result.exit_code == 0, result.output
     assert "left behind by an interrupted run" in result.output
     assert not s3.fs.exists(dead) and not s3.fs.exists(orphan) and not s3.fs.exists(dead_sidecar)
-    assert storage.published_partitions(out) == {DAY: [named], "2016-03-06": storage.published_partitions(out)["2016-03-06"]}
+    assert storage.published_partitions(out) == {
+        DAY: [named],
+        "2016-03-06": storage.published_partitions(out)["2016-03-06"],
+    }
     assert s3.fs.exists(named) and s3.fs.exists(named_sidecar)
 
 
@@ -361,14 +420,19 @@ def test_published_partitions_on_s3(s3):
     s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-02", "part-0.parquet"), b"x")
     s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-02", "_SUCCESS"), b"")  # Hadoop: every part file
     s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-03", "part-9.parquet"), b"x")
-    s3.fs.pipe_file(s3.url("agg", "submission_date=2016-03-03", "_SUCCESS"), json.dumps({"files": ["part-9.parquet", "../x"]}).encode())
+    s3.fs.pipe_file(
+        s3.url("agg", "submission_date=2016-03-03", "_SUCCESS"),
+        json.dumps({"files": ["part-9.parquet", "../x"]}).encode(),
+    )
     s3.fs.pipe_file(s3.url("agg", "not-a-partition", "_SUCCESS"), b"")
     assert storage.published_partitions(root + "/") == {
         "2016-03-02": [s3.url("agg", "submission_date=2016-03-02", n) for n in ("part-0.parquet", "part-1.parquet")],
         "2016-03-03": [s3.url("agg", "submission_date=2016-03-03", "part-9.parquet")],
     }
     assert storage.success_files(s3.url("agg", "submission_date=2016-03-01")) is None
-    assert storage.success_files(s3.url("agg", "submission_date=2016-03-03")) == [s3.url("agg", "submission_date=2016-03-03", "part-9.parquet")]
+    assert storage.success_files(s3.url("agg", "submission_date=2016-03-03")) == [
+        s3.url("agg", "submission_date=2016-03-03", "part-9.parquet")
+    ]
     with pytest.raises(location.StorageError, match="bucket no-such-bucket-here does not exist"):
         storage.published_partitions("s3://no-such-bucket-here/agg")
 
@@ -410,7 +474,9 @@ def test_config_data_defaults_and_endpoint_key(s3, tmp_path, monkeypatch):
     write_day(tmp_path / "in", DAY, pings(100))
     s3.upload(tmp_path / "in", "in")
     config = tmp_path / "job.toml"
-    config.write_text(f'[data]\ninput = "{s3.url("in")}"\noutput = "{s3.url("out")}"\n\n[s3]\nendpoint_url = "{s3.endpoint}"\n')
+    config.write_text(
+        f'[data]\ninput = "{s3.url("in")}"\noutput = "{s3.url("out")}"\n\n[s3]\nendpoint_url = "{s3.endpoint}"\n'
+    )
     # The config's endpoint wins over AWS_ENDPOINT_URL (here a closed port).
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     result = run("run", "--config", config, *DATES, "--workers", "2")
@@ -493,12 +559,32 @@ def test_documented_minimal_policy_is_enough(s3, tmp_path, monkeypatch):
 
 
 ERROR_CASES = {
-    "wrong access key": ("in", "out", {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"}, "the credentials were refused (InvalidAccessKeyId"),
-    "wrong secret key": ("in", "out", {"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "the credentials were refused (SignatureDoesNotMatch"),
-    "no credentials": ("in", "out", {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, "no AWS credentials found"),
+    "wrong access key": (
+        "in",
+        "out",
+        {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"},
+        "the credentials were refused (InvalidAccessKeyId",
+    ),
+    "wrong secret key": (
+        "in",
+        "out",
+        {"AWS_SECRET_ACCESS_KEY": "not-the-secret"},
+        "the credentials were refused (SignatureDoesNotMatch",
+    ),
+    "no credentials": (
+        "in",
+        "out",
+        {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
+        "no AWS credentials found",
+    ),
     "missing input bucket": ("s3://no-such-bucket-in/pings", "out", {}, "the bucket no-such-bucket-in does not exist"),
     "missing output bucket": ("in", "s3://no-such-bucket-out/agg", {}, "the bucket no-such-bucket-out does not exist"),
-    "unreachable endpoint": ("in", "out", {"AWS_ENDPOINT_URL": "closed"}, "cannot reach the S3 endpoint http://127.0.0.1:"),
+    "unreachable endpoint": (
+        "in",
+        "out",
+        {"AWS_ENDPOINT_URL": "closed"},
+        "cannot reach the S3 endpoint http://127.0.0.1:",
+    ),
     "permission denied on write": ("in", "out", {"reader": True}, "access denied (AccessDenied on PutObject)"),
 }
 
@@ -524,8 +610,21 @@ def test_storage_errors_one_clear_message(s3, tmp_path, case):
         else:
             env[name] = f"http://127.0.0.1:{free_port()}" if value == "closed" else value
     started = time.monotonic()
-    result = run_process("run", "--input", input_url, "--output", output_url, "--min-submission-date", DAY,
-                         "--max-submission-date", "2016-03-06", "--workers", "1", env=env, timeout=120)
+    result = run_process(
+        "run",
+        "--input",
+        input_url,
+        "--output",
+        output_url,
+        "--min-submission-date",
+        DAY,
+        "--max-submission-date",
+        "2016-03-06",
+        "--workers",
+        "1",
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -563,7 +662,9 @@ def test_transient_errors_are_retried_and_reads_are_ranged(s3, tmp_path, monkeyp
         assert not [p for m, p, *_ in proxy.log if m == "HEAD" and "/in/" in p]
         assert s3_rows(s3.url("out")) == reference
         # The big object was read in ranges of about the block size, never whole.
-        gets = [(r, status) for method, path, r, status in proxy.log if method == "GET" and path.endswith("/big.ndjson")]
+        gets = [
+            (r, status) for method, path, r, status in proxy.log if method == "GET" and path.endswith("/big.ndjson")
+        ]
         assert len(gets) >= size // (block + read) >= 5
         for byte_range, status in gets:
             assert byte_range and status == 206, gets
@@ -591,8 +692,19 @@ def test_spark_engine_reads_s3_input(s3, tmp_path):
     s3.upload(tmp_path / "in", "pings")
     assert run("run", "--input", tmp_path / "in", "--output", tmp_path / "embedded", *DATES).exit_code == 0
     # A real process, so that the JVM and its Python workers inherit the test's AWS environment.
-    done = run_process("run", "--engine", "spark", "--spark-master", "local[2]", "--input", s3.url("pings"),
-                       "--output", s3.url("spark"), *DATES, timeout=300)
+    done = run_process(
+        "run",
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[2]",
+        "--input",
+        s3.url("pings"),
+        "--output",
+        s3.url("spark"),
+        *DATES,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     expected, got = read_partition(tmp_path / "embedded", DAY), s3_rows(s3.url("spark"))
     assert got.keys() == expected.keys()

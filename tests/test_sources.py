@@ -77,13 +77,19 @@ def test_empty_and_shrunk_files(tmp_path):
     assert [line for split in plan_splits([listed], 3) for line in read_lines(split)] == [b"a", b"b"]
 
 
-@pytest.mark.parametrize("compress, kind", [
-    (lambda d: gzip.compress(d, mtime=0), "gzip"),
-    (lambda d: gzip.compress(d[:5000]) + gzip.compress(d[5000:]), "gzip"),  # two members
-    (lambda d: zstandard.ZstdCompressor().compress(d), "zstd"),
-    (lambda d: zstandard.ZstdCompressor().compress(d[:5000]) + zstandard.ZstdCompressor().compress(d[5000:]), "zstd"),
-    (lambda d: d, "none"),
-])
+@pytest.mark.parametrize(
+    "compress, kind",
+    [
+        (lambda d: gzip.compress(d, mtime=0), "gzip"),
+        (lambda d: gzip.compress(d[:5000]) + gzip.compress(d[5000:]), "gzip"),  # two members
+        (lambda d: zstandard.ZstdCompressor().compress(d), "zstd"),
+        (
+            lambda d: zstandard.ZstdCompressor().compress(d[:5000]) + zstandard.ZstdCompressor().compress(d[5000:]),
+            "zstd",
+        ),
+        (lambda d: d, "none"),
+    ],
+)
 def test_compression_is_sniffed_not_named(tmp_path, compress, kind):
     data = b"".join(b'{"n": %d}\n' % i for i in range(2000))
     folder = tmp_path / "submission_date=2016-03-05"
@@ -97,10 +103,13 @@ def test_compression_is_sniffed_not_named(tmp_path, compress, kind):
     assert lines == data.split(b"\n")[:-1]
 
 
-@pytest.mark.parametrize("compress, kind", [
-    (lambda d: gzip.compress(d, mtime=0), "gzip"),
-    (lambda d: zstandard.ZstdCompressor().compress(d), "zstd"),
-])
+@pytest.mark.parametrize(
+    "compress, kind",
+    [
+        (lambda d: gzip.compress(d, mtime=0), "gzip"),
+        (lambda d: zstandard.ZstdCompressor().compress(d), "zstd"),
+    ],
+)
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_damaged_compressed_file_raises_with_offset(tmp_path, compress, kind, damage):
     data = b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, b"%d" % (i * 7919) * 20) for i in range(20000))

@@ -29,9 +29,19 @@ from helpers import SHARED, check_sidecar, read_partition, read_report, run, run
 DAYS = ["2016-03-05", "2016-03-06", "2016-03-07"]
 REQUIRE_SPARK = os.environ.get("CRASH_AGGREGATES_REQUIRE_SPARK") == "1"
 REPORT_COUNTERS = (
-    "main_pings_processed", "main_pings_ignored", "crash_pings_processed", "crash_pings_ignored",
-    "ignored_by_reason", "ignored_by_doc_type", "aggregates", "input_files", "input_bytes", "corrupt_files",
-    "submission_date", "dimensions", "stats",
+    "main_pings_processed",
+    "main_pings_ignored",
+    "crash_pings_processed",
+    "crash_pings_ignored",
+    "ignored_by_reason",
+    "ignored_by_doc_type",
+    "aggregates",
+    "input_files",
+    "input_bytes",
+    "corrupt_files",
+    "submission_date",
+    "dimensions",
+    "stats",
 )
 
 
@@ -60,7 +70,10 @@ def spark(tmp_path_factory):
         .config("spark.driver.memory", "1g")
         .config("spark.sql.warehouse.dir", str(home / "warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={home}")
-        .config("spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true")
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+        )
         .enableHiveSupport()
         .getOrCreate()
     )
@@ -90,24 +103,47 @@ def ping(rng: random.Random, day: str, doc_type: str = "main", **overrides) -> d
         "SUBPROCESS_KILL_HARD": {"ShutDownKill": {"values": {"0": rng.choice([0, 1, 3])}}},
     }
     if doc_type == "crash":
-        payload = {"crashDate": activity.isoformat(), "processType": rng.choice(["main", None]),
-                   "keyedHistograms": histograms}
+        payload = {
+            "crashDate": activity.isoformat(),
+            "processType": rng.choice(["main", None]),
+            "keyedHistograms": histograms,
+        }
     else:
-        payload = {"info": {"subsessionLength": rng.choice([0, 60, 3600, 7261, 86400 * 2, -5, 1.5]),
-                            "subsessionStartDate": f"{activity.isoformat()}T00:00:00.0+01:00"},
-                   "keyedHistograms": histograms}
+        payload = {
+            "info": {
+                "subsessionLength": rng.choice([0, 60, 3600, 7261, 86400 * 2, -5, 1.5]),
+                "subsessionStartDate": f"{activity.isoformat()}T00:00:00.0+01:00",
+            },
+            "keyedHistograms": histograms,
+        }
     doc = {
         "type": doc_type,
         "creationDate": f"{activity.isoformat()}T12:00:00.000Z",
-        "meta": {"submissionDate": day.replace("-", ""), "docType": doc_type,
-                 "geoCountry": rng.choice(["US", "DE", "FR", "??", ""])},
-        "application": {"name": rng.choice(["Firefox", "Fennec"]), "channel": rng.choice(["release", "beta", "nightly"])},
+        "meta": {
+            "submissionDate": day.replace("-", ""),
+            "docType": doc_type,
+            "geoCountry": rng.choice(["US", "DE", "FR", "??", ""]),
+        },
+        "application": {
+            "name": rng.choice(["Firefox", "Fennec"]),
+            "channel": rng.choice(["release", "beta", "nightly"]),
+        },
         "environment": {
-            "build": {"version": rng.choice(["45.0", "46.0a2"]), "buildId": rng.choice(["20160301000000", "20160215123456"]),
-                      "architecture": rng.choice(["x86", "x86-64"])},
-            "system": {"os": {"name": rng.choice(["Windows_NT", "Linux", "Darwin"]), "version": rng.choice(["6.1", 10, 10.5])}},
-            "settings": {"e10sEnabled": rng.choice([True, False, None]), "e10sCohort": rng.choice(["control", "test", {}])},
-            "addons": {"activeExperiment": rng.choice([{}, {"id": "e10s@experiments.mozilla.org", "branch": "control"}])},
+            "build": {
+                "version": rng.choice(["45.0", "46.0a2"]),
+                "buildId": rng.choice(["20160301000000", "20160215123456"]),
+                "architecture": rng.choice(["x86", "x86-64"]),
+            },
+            "system": {
+                "os": {"name": rng.choice(["Windows_NT", "Linux", "Darwin"]), "version": rng.choice(["6.1", 10, 10.5])}
+            },
+            "settings": {
+                "e10sEnabled": rng.choice([True, False, None]),
+                "e10sCohort": rng.choice(["control", "test", {}]),
+            },
+            "addons": {
+                "activeExperiment": rng.choice([{}, {"id": "e10s@experiments.mozilla.org", "branch": "control"}])
+            },
         },
         "payload": payload,
     }
@@ -124,9 +160,16 @@ def bad_lines(rng: random.Random, day: str) -> list:
     """One or more of every kind of line the rules must ignore (and count)."""
     other_day = "20160101"
     return [
-        "", "   ",  # blank: skipped, not counted
-        "{not json", "[1, 2]", "42", b'{"bad utf8": "\xff"}', '{"n": NaN}', "[" * 5000 + "]" * 5000,
-        ping(rng, day, "event"), ping(rng, day, "main", **{"meta.docType": None}),  # fallback to type
+        "",
+        "   ",  # blank: skipped, not counted
+        "{not json",
+        "[1, 2]",
+        "42",
+        b'{"bad utf8": "\xff"}',
+        '{"n": NaN}',
+        "[" * 5000 + "]" * 5000,
+        ping(rng, day, "event"),
+        ping(rng, day, "main", **{"meta.docType": None}),  # fallback to type
         ping(rng, day, "crash", **{"payload.processType": "content"}),
         ping(rng, day, "crash", **{"payload.processType": "gpu"}),
         ping(rng, day, "main", **{"meta.submissionDate": other_day}),
@@ -174,8 +217,10 @@ def corpus(tmp_path_factory) -> Path:
     write_day(root, b, [], "empty.ndjson")
     two_members = lines_for(c, 400, 5)
     path = write_day(root, c, two_members[:150], "members.ndjson.gz", compression="gzip")
-    tail = b"".join(json.dumps(x).encode() + b"\n" if isinstance(x, dict) else (x if isinstance(x, bytes) else x.encode()) + b"\n"
-                    for x in two_members[150:])
+    tail = b"".join(
+        json.dumps(x).encode() + b"\n" if isinstance(x, dict) else (x if isinstance(x, bytes) else x.encode()) + b"\n"
+        for x in two_members[150:]
+    )
     path.write_bytes(path.read_bytes() + gzip.compress(tail))
     write_day(root, c, lines_for(c, 500, 6), "plain.ndjson")
     (root / f"submission_date={c}" / "_SUCCESS").write_bytes(b"")  # an upstream marker is not input
@@ -186,8 +231,18 @@ SPLIT_BYTES = 16 << 10
 
 
 def run_engine(corpus: Path, out: Path, *extra: str):
-    return run("run", "--input", corpus, "--output", out, "--min-submission-date", DAYS[0],
-               "--max-submission-date", DAYS[-1], *extra)
+    return run(
+        "run",
+        "--input",
+        corpus,
+        "--output",
+        out,
+        "--min-submission-date",
+        DAYS[0],
+        "--max-submission-date",
+        DAYS[-1],
+        *extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +312,11 @@ def test_spark_partitions_equal_embedded(spark_out, embedded_out):
         # The flat sidecar: the same rows as the Spark engine's part file, named in its _SUCCESS.
         success = json.loads((folder / "_SUCCESS").read_text())
         assert success["flat"]["file"] == "_flat.parquet"
-        check_sidecar(pq.read_table(folder / "part-00000.parquet"), pq.read_table(folder / "_flat.parquet"), success["flat"]["keys"])
+        check_sidecar(
+            pq.read_table(folder / "part-00000.parquet"),
+            pq.read_table(folder / "_flat.parquet"),
+            success["flat"]["keys"],
+        )
     assert sorted(p.name for p in spark_out.iterdir()) == [f"submission_date={d}" for d in DAYS]
 
 
@@ -270,7 +329,9 @@ def test_progress_from_accumulators(spark, corpus):
     day = date.fromisoformat(DAYS[2])
     files = list_input(corpus, day)
     seen = []
-    total = aggregate_day(default_config(), day, plan_splits(files, SPLIT_BYTES), progress=lambda b, p: seen.append((b, p)))
+    total = aggregate_day(
+        default_config(), day, plan_splits(files, SPLIT_BYTES), progress=lambda b, p: seen.append((b, p))
+    )
     assert sum(b for b, _ in seen) == sum(f.size for f in files)
     assert sum(p for _, p in seen) == total.pings > 0
 
@@ -334,7 +395,9 @@ def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
 
     site = Path(crash_aggregates.__file__).resolve().parents[1]
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "crash_aggregates.spark_job", "package", dist], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "crash_aggregates.spark_job", "package", dist], check=True, capture_output=True
+    )
     # A virtualenv that sees the dependencies' site-packages but not this package.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / "venv"], check=True)
     deps = [p for p in sys.path if p.endswith("site-packages")]
@@ -349,11 +412,32 @@ def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
     env.update(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
     out = tmp_path / "out"
     result = subprocess.run(  # relative paths, as a user types them: the executors are elsewhere
-        [submit, "--master", "local-cluster[1,2,1024]", "--conf", "spark.ui.enabled=false",
-         "--conf", "spark.driver.memory=1g", "--py-files", "dist/crash_aggregates.zip", "dist/spark_job.py",
-         "run", "--input", os.path.relpath(corpus, tmp_path), "--output", "out",
-         "--min-submission-date", DAYS[0], "--max-submission-date", DAYS[-1]],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+        [
+            submit,
+            "--master",
+            "local-cluster[1,2,1024]",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--conf",
+            "spark.driver.memory=1g",
+            "--py-files",
+            "dist/crash_aggregates.zip",
+            "dist/spark_job.py",
+            "run",
+            "--input",
+            os.path.relpath(corpus, tmp_path),
+            "--output",
+            "out",
+            "--min-submission-date",
+            DAYS[0],
+            "--max-submission-date",
+            DAYS[-1],
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "done: 3 date(s): 3 published" in result.stdout
@@ -366,6 +450,7 @@ def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
 
 
 # -- Spark SQL reads the output --------------------------------------------------------------
+
 
 def spark_ddl(location: Path) -> str:
     """What ``crash-aggregates ddl --dialect spark`` prints: the statements to run as they are."""
@@ -398,8 +483,12 @@ def test_spark_sql_reads_the_output(spark, spark_out):
     # The same numbers computed in plain Python from the partitions' rows.
     sums: dict = {}
     for dims, stats in rows:
-        acc = sums.setdefault(dims.get("channel"), dict.fromkeys(
-            ("usage_hours", "main_crashes", "content_crashes", "plugin_crashes", "gmplugin_crashes"), 0.0))
+        acc = sums.setdefault(
+            dims.get("channel"),
+            dict.fromkeys(
+                ("usage_hours", "main_crashes", "content_crashes", "plugin_crashes", "gmplugin_crashes"), 0.0
+            ),
+        )
         for name in acc:
             acc[name] += stats[name]
     assert len(got) == len(sums)
@@ -419,12 +508,20 @@ def test_spark_sql_reads_the_output(spark, spark_out):
     ours = {r["channel"]: r for r in query(first_readme_query(), str(spark_out)).to_pylist()}
     assert ours.keys() == {r["channel"] for r in got}
     for r in got:
-        for column in ("usage_hours", "main_crash_rate", "content_crash_rate", "plugin_crash_rate", "gmplugin_crash_rate"):
+        for column in (
+            "usage_hours",
+            "main_crash_rate",
+            "content_crash_rate",
+            "plugin_crash_rate",
+            "gmplugin_crash_rate",
+        ):
             assert math.isclose(r[column], ours[r["channel"]][column], rel_tol=1e-9), (r, column)
 
     # The partition column and the README's filter on it.
     day = DAYS[1]
-    [[total]] = spark.sql(f"select sum(stats['usage_hours']) from crash_aggregates where submission_date = '{day}'").collect()
+    [[total]] = spark.sql(
+        f"select sum(stats['usage_hours']) from crash_aggregates where submission_date = '{day}'"
+    ).collect()
     assert math.isclose(total, sum(s["usage_hours"] for _, s in _rows(spark_out, day)), rel_tol=1e-9)
 
 
@@ -442,9 +539,26 @@ def _rows(root: Path, day: str):
 def _spark_run_process(tmp_path, env):
     (tmp_path / "in").mkdir(exist_ok=True)
     return subprocess.run(
-        [sys.executable, "-m", "crash_aggregates.cli", "run", "--engine", "spark", "--input", tmp_path / "in",
-         "--output", tmp_path / "out", "--min-submission-date", DAYS[0], "--max-submission-date", DAYS[0]],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "crash_aggregates.cli",
+            "run",
+            "--engine",
+            "spark",
+            "--input",
+            tmp_path / "in",
+            "--output",
+            tmp_path / "out",
+            "--min-submission-date",
+            DAYS[0],
+            "--max-submission-date",
+            DAYS[0],
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -469,7 +583,7 @@ def test_old_java_exit_2(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "java"
-    fake.write_text('#!/bin/sh\necho \'java version "1.8.0_292"\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'java version \"1.8.0_292\"' >&2\n")
     fake.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_GATEWAY_PORT")}
     env["PATH"] = str(bin_dir)
@@ -487,8 +601,8 @@ def test_missing_pyspark_exit_2(tmp_path):
         import sys
         sys.modules["pyspark"] = None  # as if the spark extra were not installed
         from crash_aggregates.cli import main
-        sys.argv = ["crash-aggregates", "run", "--engine", "spark", "--input", {str(tmp_path / 'in')!r},
-                    "--output", {str(tmp_path / 'out')!r}, "--min-submission-date", "20160305", "--max-submission-date", "20160305"]
+        sys.argv = ["crash-aggregates", "run", "--engine", "spark", "--input", {str(tmp_path / "in")!r},
+                    "--output", {str(tmp_path / "out")!r}, "--min-submission-date", "20160305", "--max-submission-date", "20160305"]
         main()
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -499,16 +613,21 @@ def test_missing_pyspark_exit_2(tmp_path):
 
 
 def test_pyspark_is_not_imported_without_the_spark_engine():
-    code = ("import sys, crash_aggregates.cli, crash_aggregates.job, crash_aggregates.engines.spark, "
-            "crash_aggregates.spark_job; assert 'pyspark' not in sys.modules, 'pyspark imported'")
+    code = (
+        "import sys, crash_aggregates.cli, crash_aggregates.job, crash_aggregates.engines.spark, "
+        "crash_aggregates.spark_job; assert 'pyspark' not in sys.modules, 'pyspark imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert run_process("--help").returncode == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--engine", "embedded", "--spark-master", "local[2]"], "--spark-master goes with --engine spark"),
-    (["--engine", "spark", "--workers", "2"], "--workers is for the embedded engine"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--engine", "embedded", "--spark-master", "local[2]"], "--spark-master goes with --engine spark"),
+        (["--engine", "spark", "--workers", "2"], "--workers is for the embedded engine"),
+    ],
+)
 def test_engine_options_exit_2(tmp_path, args, message):
     (tmp_path / "in").mkdir()
     result = run_process("run", "--input", tmp_path / "in", "--output", tmp_path / "out", *args)
@@ -520,8 +639,10 @@ def test_package_zip_is_importable_alone(tmp_path):
     from crash_aggregates.engines.spark import package_zip
 
     archive = package_zip(tmp_path / "crash_aggregates.zip")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import crash_aggregates.spark_job, crash_aggregates.engines.spark as s; "
-            "assert '.zip' in s.__file__, s.__file__")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import crash_aggregates.spark_job, crash_aggregates.engines.spark as s; "
+        "assert '.zip' in s.__file__, s.__file__"
+    )
     subprocess.run([sys.executable, "-c", code, archive], check=True, cwd=tmp_path)
 
 
@@ -533,8 +654,22 @@ def test_skip_only_without_java_and_never_in_ci(tmp_path, require, outcome):
     env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_GATEWAY_PORT")}
     env.update(PATH=str(tmp_path), CRASH_AGGREGATES_REQUIRE_SPARK=require)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_spark.py", "-k", "test_task_failure_is_one_line"],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_spark.py",
+            "-k",
+            "test_task_failure_is_one_line",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
     )
     assert outcome in result.stdout, result.stdout[-2000:]
     assert (result.returncode == 0) == (require == ""), result.stdout[-2000:]

@@ -60,7 +60,14 @@ def test_first_original_query_gives_crash_rates_per_channel(dataset):  # noqa: F
     result = sql("--data", str(dataset), "--format", "csv", query)
     assert result.exit_code == 0, result.output
     header, *body = csv_rows(result.stdout)
-    assert header == ["channel", "usage_hours", "main_crash_rate", "content_crash_rate", "plugin_crash_rate", "gmplugin_crash_rate"]
+    assert header == [
+        "channel",
+        "usage_hours",
+        "main_crash_rate",
+        "content_crash_rate",
+        "plugin_crash_rate",
+        "gmplugin_crash_rate",
+    ]
     assert [row[0] for row in body] == ["nightly", "release", "beta", "aurora"]
     for got, want in zip(body, expected):
         assert got[0] == want[0]
@@ -76,7 +83,12 @@ def test_third_original_query_gives_crash_rates_by_build_and_cohort(dataset):  #
     for r in ROWS:
         d = r["dimensions"]
         build = d.get("build_id")
-        if "experiment_id" in d or build is None or not (len(build) == 14 and build.isdigit()) or build <= "20160201000000":
+        if (
+            "experiment_id" in d
+            or build is None
+            or not (len(build) == 14 and build.isdigit())
+            or build <= "20160201000000"
+        ):
             continue
         g = groups[(build, d.get("e10s_cohort"))]
         g[0] += r["stats"]["main_crashes"]
@@ -116,7 +128,10 @@ def test_second_original_query_in_a_real_process(dataset):  # noqa: F811
     query = original_queries()[1]
     proc = subprocess.run(
         [sys.executable, "-m", "crash_aggregates.cli", "sql", "--data", str(dataset), "-"],
-        input=query, capture_output=True, text=True, timeout=120,
+        input=query,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -164,9 +179,13 @@ def test_an_empty_dataset_has_an_empty_table(tmp_path):
         "submission_date IN (DATE '2016-03-14', DATE '2016-03-15')",
     ],
 )
-@pytest.mark.parametrize("what", ["count(*)", "sum(stats['usage_hours'])"])  # the second one reads the sidecars where there are
+@pytest.mark.parametrize(
+    "what", ["count(*)", "sum(stats['usage_hours'])"]
+)  # the second one reads the sidecars where there are
 def test_a_filter_on_submission_date_does_not_open_other_partitions(corrupt_dataset, where, what):  # noqa: F811
-    result = sql("--data", str(corrupt_dataset), "--format", "csv", f"SELECT {what} AS n FROM crash_aggregates WHERE {where}")
+    result = sql(
+        "--data", str(corrupt_dataset), "--format", "csv", f"SELECT {what} AS n FROM crash_aggregates WHERE {where}"
+    )
     assert result.exit_code == 0, result.output
     days = {"2016-03-15"} | ({"2016-03-14"} if "2016-03-14" in where or "<" in where or "IN" in where else set())
     rows = [r for r in ROWS if r["submission_date"] in days]
@@ -185,8 +204,14 @@ def test_a_corrupt_sidecar_only_disturbs_the_queries_that_read_it(dataset, tmp_p
     assert csv_rows(result.stdout) == [["n"], [str(len(ROWS) + 1)]]
     pruned = "SELECT count(dimensions['channel']) AS n FROM crash_aggregates WHERE submission_date < DATE '2016-03-17'"
     assert csv_rows(sql("--data", str(root), "--format", "csv", pruned).stdout) == [["n"], [str(len(ROWS))]]
-    message = one_line_error(sql("--data", str(root), "SELECT count(dimensions['channel']) FROM crash_aggregates"), code=1)
-    assert message.startswith("Error: the query failed:") and "submission_date=2016-03-17" in message and "_flat.parquet" in message
+    message = one_line_error(
+        sql("--data", str(root), "SELECT count(dimensions['channel']) FROM crash_aggregates"), code=1
+    )
+    assert (
+        message.startswith("Error: the query failed:")
+        and "submission_date=2016-03-17" in message
+        and "_flat.parquet" in message
+    )
 
 
 def test_a_query_that_reads_a_corrupt_partition_fails_in_one_line(corrupt_dataset):  # noqa: F811
@@ -281,13 +306,25 @@ def test_an_unfenced_connection_for_notebooks(dataset, tmp_path):  # noqa: F811
 # -- errors: one line, exit 2, with positions and the names that exist -------------------
 
 ERRORS = [
-    ("SELECT dimensions['channel']\nFROM crash_aggregates\nWHERE", "syntax error at line 3, column 1: incomplete WHERE clause"),
+    (
+        "SELECT dimensions['channel']\nFROM crash_aggregates\nWHERE",
+        "syntax error at line 3, column 1: incomplete WHERE clause",
+    ),
     ("SELECT count(* FROM crash_aggregates", "line 1, column 13: '(' is never closed"),
-    ("SELECT stats['usage_hours') FROM crash_aggregates", "line 1, column 27: found ')' but the '[' opened at line 1, column 13 is still open"),
+    (
+        "SELECT stats['usage_hours') FROM crash_aggregates",
+        "line 1, column 27: found ')' but the '[' opened at line 1, column 13 is still open",
+    ),
     ("SELECT 'abc FROM crash_aggregates", "line 1, column 8: the string starting with ' is never closed"),
-    ("SELECT channel FROM crash_aggregates", "unknown column channel at line 1, column 8; columns here: activity_date, dimensions, stats, submission_date"),
+    (
+        "SELECT channel FROM crash_aggregates",
+        "unknown column channel at line 1, column 8; columns here: activity_date, dimensions, stats, submission_date",
+    ),
     # the same with a subscript that the flat sidecars answer: the message does not show their columns
-    ("SELECT channel, dimensions['os_name'] FROM crash_aggregates", "unknown column channel at line 1, column 8; columns here: activity_date, dimensions, stats, submission_date"),
+    (
+        "SELECT channel, dimensions['os_name'] FROM crash_aggregates",
+        "unknown column channel at line 1, column 8; columns here: activity_date, dimensions, stats, submission_date",
+    ),
     ("WITH t AS (SELECT 1 AS a, 2 AS b) SELECT c FROM t", "unknown column c at line 1, column 42; columns here: a, b"),
     ("SELECT sum_of(stats['usage_hours']) FROM crash_aggregates", "unknown function sum_of() at line 1, column 8"),
     ("SELECT count(*) FROM aggregates", "unknown table aggregates at line 1, column 22: the table is crash_aggregates"),

@@ -40,8 +40,11 @@ def test_csv_is_rfc4180_with_a_header_and_null_as_an_empty_field(dataset):  # no
     assert rows[1][:5] == ["2016-03-14", "test", "", "60000.0", "2016-03-14"]  # r1
     assert rows[2][:5] == ["2016-03-15", "", "", "0.0", "2016-03-15"]  # r10: no cohort
     assert json.loads(rows[2][5]) == {
-        "build_version": "47.0a2", "application": "Firefox", "os_name": "Windows_NT",
-        "e10s_enabled": "True", "channel": "aurora",
+        "build_version": "47.0a2",
+        "application": "Firefox",
+        "os_name": "Windows_NT",
+        "e10s_enabled": "True",
+        "channel": "aurora",
     }
     # NULL is an empty field, an empty string is quoted
     assert out(result).splitlines()[2].startswith('2016-03-15,,"",0.0,')
@@ -87,18 +90,35 @@ def test_parquet_needs_an_output_file(dataset, tmp_path):  # noqa: F811
 def test_output_file_is_only_replaced_by_a_query_that_succeeds(corrupt_dataset, tmp_path):  # noqa: F811
     target = tmp_path / "answer.csv"
     target.write_text("previous answer\n")
-    result = run("--data", str(corrupt_dataset), "--format", "csv", "--output", str(target), "SELECT * FROM crash_aggregates")
+    result = run(
+        "--data", str(corrupt_dataset), "--format", "csv", "--output", str(target), "SELECT * FROM crash_aggregates"
+    )
     assert result.exit_code == 1
     assert target.read_text() == "previous answer\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answer.csv", "data"]
-    result = run("--data", str(corrupt_dataset), "--format", "csv", "--output", str(target),
-                 "SELECT count(*) AS n FROM crash_aggregates WHERE submission_date = DATE '2016-03-14'")
+    result = run(
+        "--data",
+        str(corrupt_dataset),
+        "--format",
+        "csv",
+        "--output",
+        str(target),
+        "SELECT count(*) AS n FROM crash_aggregates WHERE submission_date = DATE '2016-03-14'",
+    )
     assert result.exit_code == 0 and result.stdout == ""
     assert target.read_bytes() == b"n\r\n5\r\n"
 
 
 def test_limit(dataset):  # noqa: F811
-    result = run("--data", str(dataset), "--format", "csv", "--limit", "2", "SELECT activity_date FROM crash_aggregates ORDER BY 1")
+    result = run(
+        "--data",
+        str(dataset),
+        "--format",
+        "csv",
+        "--limit",
+        "2",
+        "SELECT activity_date FROM crash_aggregates ORDER BY 1",
+    )
     assert out(result) == "activity_date\r\n2016-03-12\r\n2016-03-13\r\n"
 
 

@@ -137,7 +137,11 @@ def test_realistic_is_deterministic_too(tmp_path):
 
 def test_compression_and_split_do_not_change_the_pings(tmp_path):
     expected = None
-    for compression, files_per_day, ext in (("gzip", None, ".ndjson.gz"), ("none", 3, ".ndjson"), ("zstd", 5, ".ndjson.zst")):
+    for compression, files_per_day, ext in (
+        ("gzip", None, ".ndjson.gz"),
+        ("none", 3, ".ndjson"),
+        ("zstd", 5, ".ndjson.zst"),
+    ):
         root = tmp_path / compression
         summary = generate(str(root), DAYS[:1], 400, seed=5, compression=compression, files_per_day=files_per_day)
         names = sorted(p.name for p in (root / "submission_date=2016-03-09").iterdir())
@@ -308,11 +312,27 @@ def test_builds_advance_day_by_day():
 
 
 def test_cli_generate(tmp_path):
-    result = CliRunner().invoke(cli, [
-        "generate", "--output", str(tmp_path), "--min-submission-date", "20160309",
-        "--max-submission-date", "2016-03-10", "--pings-per-day", "50", "--compression", "none",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "--output",
+            str(tmp_path),
+            "--min-submission-date",
+            "20160309",
+            "--max-submission-date",
+            "2016-03-10",
+            "--pings-per-day",
+            "50",
+            "--compression",
+            "none",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "generated 100 pings" in result.output and " s" in result.output
-    assert sorted(p.name for p in tmp_path.rglob("*.ndjson")) == ["pings-00000.ndjson", "pings-00000.ndjson",
-                                                                  "pings-00001.ndjson", "pings-00001.ndjson"]
+    assert sorted(p.name for p in tmp_path.rglob("*.ndjson")) == [
+        "pings-00000.ndjson",
+        "pings-00000.ndjson",
+        "pings-00001.ndjson",
+        "pings-00001.ndjson",
+    ]

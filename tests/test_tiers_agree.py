@@ -54,7 +54,7 @@ def mutants(line: bytes, rng: random.Random, n: int) -> list[bytes]:
             if at < 0:
                 continue
             value = rng.choice([b"null", b"{}", b"3", b'{"x":1}', b'"2016-03-10"'])
-            out.append(line[: at] + key + value + b"," + line[at:])
+            out.append(line[:at] + key + value + b"," + line[at:])
             out.append(line[:-1] + b"," + key + value + b"}")
     return out
 

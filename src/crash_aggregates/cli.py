@@ -109,17 +109,66 @@ def cli():
 
 
 @cli.command()
-@click.option("--input", "input_path", metavar="PATH", help="Root of the pings, a folder or s3://bucket/prefix: PATH/submission_date=YYYY-MM-DD/*.ndjson[.gz|.zst]. Default: [data] input of the config.")
-@click.option("--output", "output_path", metavar="PATH", help="Root of the aggregates, a folder or s3://bucket/prefix: one partition per date is written under it. Default: [data] output of the config.")
-@click.option("--min-submission-date", metavar="D", help="First date to process, YYYYMMDD or YYYY-MM-DD. Default: yesterday (UTC).")
+@click.option(
+    "--input",
+    "input_path",
+    metavar="PATH",
+    help="Root of the pings, a folder or s3://bucket/prefix: PATH/submission_date=YYYY-MM-DD/*.ndjson[.gz|.zst]. Default: [data] input of the config.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    metavar="PATH",
+    help="Root of the aggregates, a folder or s3://bucket/prefix: one partition per date is written under it. Default: [data] output of the config.",
+)
+@click.option(
+    "--min-submission-date",
+    metavar="D",
+    help="First date to process, YYYYMMDD or YYYY-MM-DD. Default: yesterday (UTC).",
+)
 @click.option("--max-submission-date", metavar="D", help="Last date to process (inclusive). Default: yesterday (UTC).")
-@click.option("--config", "config_path", metavar="FILE", help="TOML file with dimensions and stats (default: $CRASH_AGGREGATES_CONFIG, else the built-in SPEC defaults).")
-@click.option("--engine", type=click.Choice(["embedded", "spark"]), default="embedded", show_default=True, help="Where the job runs: local worker processes, or Spark (needs the spark extra and Java 17+).")
-@click.option("--spark-master", metavar="URL", help="Spark master for --engine spark (local[4], yarn, spark://host:7077, k8s://...). Default: what spark-submit or the Spark configuration gives, else local[*].")
-@click.option("--workers", type=click.IntRange(min=1), metavar="N", help="Worker processes for the embedded engine. Default: all cores.")
-@click.option("--allow-corrupt-files", is_flag=True, help="Use the readable lines of a truncated or corrupt compressed file instead of failing the date; such files are listed under corrupt_files in _report.json.")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="TOML file with dimensions and stats (default: $CRASH_AGGREGATES_CONFIG, else the built-in SPEC defaults).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["embedded", "spark"]),
+    default="embedded",
+    show_default=True,
+    help="Where the job runs: local worker processes, or Spark (needs the spark extra and Java 17+).",
+)
+@click.option(
+    "--spark-master",
+    metavar="URL",
+    help="Spark master for --engine spark (local[4], yarn, spark://host:7077, k8s://...). Default: what spark-submit or the Spark configuration gives, else local[*].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Worker processes for the embedded engine. Default: all cores.",
+)
+@click.option(
+    "--allow-corrupt-files",
+    is_flag=True,
+    help="Use the readable lines of a truncated or corrupt compressed file instead of failing the date; such files are listed under corrupt_files in _report.json.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
-def run(input_path, output_path, min_submission_date, max_submission_date, config_path, engine, spark_master, workers, allow_corrupt_files, progress):
+def run(
+    input_path,
+    output_path,
+    min_submission_date,
+    max_submission_date,
+    config_path,
+    engine,
+    spark_master,
+    workers,
+    allow_corrupt_files,
+    progress,
+):
     """Aggregate the pings of each submission date into a partition.
 
     Every date from --min-submission-date to --max-submission-date is read from
@@ -150,7 +199,9 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
     if spark_master and engine != "spark":
         raise UsageError("--spark-master goes with --engine spark")
     if workers and engine != "embedded":
-        raise UsageError("--workers is for the embedded engine; Spark's parallelism comes from its master (local[N], executors)")
+        raise UsageError(
+            "--workers is for the embedded engine; Spark's parallelism comes from its master (local[N], executors)"
+        )
     code = run_job(
         config,
         input_path,
@@ -166,7 +217,12 @@ def run(input_path, output_path, min_submission_date, max_submission_date, confi
 
 
 @cli.command("config")
-@click.option("--config", "config_path", metavar="FILE", help="TOML file to read (default: $CRASH_AGGREGATES_CONFIG, else the built-in defaults).")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="TOML file to read (default: $CRASH_AGGREGATES_CONFIG, else the built-in defaults).",
+)
 def config_cmd(config_path):
     """Print the effective configuration as TOML.
 
@@ -196,13 +252,46 @@ Exit codes:
 @cli.command("sql", epilog=SQL_EXIT_CODES_HELP)
 @click.argument("query", required=False, metavar="[QUERY]")
 @click.option("--file", "-f", "query_file", metavar="F", help="Read the query from file F ('-' for standard input).")
-@click.option("--data", "data_path", metavar="PATH", help="Root of the aggregates (PATH/submission_date=YYYY-MM-DD/). Default: [data] output of the config.")
+@click.option(
+    "--data",
+    "data_path",
+    metavar="PATH",
+    help="Root of the aggregates (PATH/submission_date=YYYY-MM-DD/). Default: [data] output of the config.",
+)
 @click.option("--config", "config_path", metavar="FILE", help="TOML config whose [data] output is the default --data.")
-@click.option("--dialect", type=click.Choice(["presto", "duckdb"]), default="presto", show_default=True, help="SQL dialect of the query.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True, help="table: for a terminal; csv: RFC 4180 with a header row; json: one object per line; parquet: needs --output.")
-@click.option("--output", "-o", "output_path", metavar="FILE", help="Write the answer to FILE instead of standard output (replaced only when the query succeeds).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, metavar="S", help="Stop the query after S seconds.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Write at most N rows (table format default: 1000).")
+@click.option(
+    "--dialect",
+    type=click.Choice(["presto", "duckdb"]),
+    default="presto",
+    show_default=True,
+    help="SQL dialect of the query.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="table: for a terminal; csv: RFC 4180 with a header row; json: one object per line; parquet: needs --output.",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output_path",
+    metavar="FILE",
+    help="Write the answer to FILE instead of standard output (replaced only when the query succeeds).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="S",
+    help="Stop the query after S seconds.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), metavar="N", help="Write at most N rows (table format default: 1000)."
+)
 def sql_cmd(query, query_file, data_path, config_path, dialect, fmt, output_path, timeout, limit):
     """Query the aggregates with SQL: the table crash_aggregates.
 
@@ -231,9 +320,25 @@ def sql_cmd(query, query_file, data_path, config_path, dialect, fmt, output_path
 
 
 @cli.command("ddl")
-@click.option("--dialect", type=click.Choice(["trino", "hive", "spark"]), required=True, help="Engine that will read the aggregates.")
-@click.option("--location", required=True, metavar="URL", help="Where the aggregates are: s3://..., hdfs://..., or a local path (printed as a file: URL).")
-@click.option("--table", default="crash_aggregates", show_default=True, metavar="NAME", help="Table name, optionally schema-qualified (catalog.schema.table for Trino).")
+@click.option(
+    "--dialect",
+    type=click.Choice(["trino", "hive", "spark"]),
+    required=True,
+    help="Engine that will read the aggregates.",
+)
+@click.option(
+    "--location",
+    required=True,
+    metavar="URL",
+    help="Where the aggregates are: s3://..., hdfs://..., or a local path (printed as a file: URL).",
+)
+@click.option(
+    "--table",
+    default="crash_aggregates",
+    show_default=True,
+    metavar="NAME",
+    help="Table name, optionally schema-qualified (catalog.schema.table for Trino).",
+)
 def ddl_cmd(dialect, location, table):
     """Print the DDL that makes the aggregates a table in Trino, Hive or Spark SQL.
 
@@ -250,15 +355,39 @@ def ddl_cmd(dialect, location, table):
         raise QueryFailed(str(e), e.exit_code) from None
 
 
-
 @cli.command()
-@click.option("--output", "output_path", required=True, metavar="PATH", help="Root folder to write PATH/submission_date=YYYY-MM-DD/pings-*.ndjson.gz into.")
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    metavar="PATH",
+    help="Root folder to write PATH/submission_date=YYYY-MM-DD/pings-*.ndjson.gz into.",
+)
 @click.option("--min-submission-date", required=True, metavar="D", help="First date, YYYYMMDD or YYYY-MM-DD.")
 @click.option("--max-submission-date", required=True, metavar="D", help="Last date (inclusive).")
-@click.option("--pings-per-day", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="N", help="Pings written per submission date (main and crash).")
+@click.option(
+    "--pings-per-day",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    metavar="N",
+    help="Pings written per submission date (main and crash).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
-@click.option("--profile", type=click.Choice(["realistic", "small"]), default="small", show_default=True, help="realistic: 100-200 KB main pings with many histograms, like real ones; small: 1-2 KB pings.")
-@click.option("--compression", type=click.Choice(["gzip", "none", "zstd"]), default="gzip", show_default=True, help="File format: .ndjson.gz, .ndjson or .ndjson.zst.")
+@click.option(
+    "--profile",
+    type=click.Choice(["realistic", "small"]),
+    default="small",
+    show_default=True,
+    help="realistic: 100-200 KB main pings with many histograms, like real ones; small: 1-2 KB pings.",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["gzip", "none", "zstd"]),
+    default="gzip",
+    show_default=True,
+    help="File format: .ndjson.gz, .ndjson or .ndjson.zst.",
+)
 def generate(output_path, min_submission_date, max_submission_date, pings_per_day, seed, profile, compression):
     """Write synthetic telemetry pings in the job's input layout (NDJSON, gzip by default)."""
     import time

@@ -104,9 +104,7 @@ DEFAULT_DIMENSIONS = (
 )
 
 #: Off by default (SPEC section 4); enable it by listing it in a config file.
-GFX_COMPOSITOR = Dimension(
-    "gfx_compositor", split_path("environment.system.gfx.features.compositor"), ("none",)
-)
+GFX_COMPOSITOR = Dimension("gfx_compositor", split_path("environment.system.gfx.features.compositor"), ("none",))
 
 DEFAULT_STATS = (
     Stat("ping_count", builtin="ping_count", squared=False),
@@ -130,9 +128,7 @@ def _parse_dimension(name: str, spec) -> Dimension:
     if isinstance(spec, dict):
         unknown = set(spec) - {"path", "absent"}
         if unknown or "path" not in spec:
-            raise ConfigError(
-                f"dimension {name!r}: expected keys 'path' and optional 'absent', got {sorted(spec)}"
-            )
+            raise ConfigError(f"dimension {name!r}: expected keys 'path' and optional 'absent', got {sorted(spec)}")
         absent = spec.get("absent", [])
         if not isinstance(absent, list) or not all(isinstance(v, str) for v in absent):
             raise ConfigError(f"dimension {name!r}: 'absent' must be a list of strings")
@@ -142,7 +138,7 @@ def _parse_dimension(name: str, spec) -> Dimension:
 
 def _parse_stat(name: str, spec) -> Stat:
     if not isinstance(spec, dict):
-        raise ConfigError(f"stat {name!r}: expected a table such as {{ builtin = \"usage_hours\" }}")
+        raise ConfigError(f'stat {name!r}: expected a table such as {{ builtin = "usage_hours" }}')
     unknown = set(spec) - {"builtin", "histogram", "squared"}
     if unknown:
         raise ConfigError(f"stat {name!r}: unknown keys {sorted(unknown)}")
@@ -153,9 +149,7 @@ def _parse_stat(name: str, spec) -> Stat:
         raise ConfigError(f"stat {name!r}: give exactly one of 'builtin' or 'histogram'")
     if "builtin" in spec:
         if spec["builtin"] not in BUILTIN_STATS:
-            raise ConfigError(
-                f"stat {name!r}: unknown builtin {spec['builtin']!r} (known: {', '.join(BUILTIN_STATS)})"
-            )
+            raise ConfigError(f"stat {name!r}: unknown builtin {spec['builtin']!r} (known: {', '.join(BUILTIN_STATS)})")
         return Stat(name, builtin=spec["builtin"], squared=squared)
     return Stat(name, histogram=split_path(spec["histogram"]), squared=squared)
 
@@ -254,7 +248,11 @@ def to_toml(config: Config) -> str:
         lines += ["[s3]", f"endpoint_url = {_toml_value(config.s3_endpoint_url)}", ""]
     lines += ["# name = JSON path in the ping, or { path = ..., absent = [values that mean absent] }", "[dimensions]"]
     for d in config.dimensions:
-        spec = {"path": _path_to_toml(d.path), "absent": list(d.absent_values)} if d.absent_values else _path_to_toml(d.path)
+        spec = (
+            {"path": _path_to_toml(d.path), "absent": list(d.absent_values)}
+            if d.absent_values
+            else _path_to_toml(d.path)
+        )
         lines.append(f"{_toml_key(d.name)} = {_toml_value(spec)}")
     lines += ["", f"# builtin = one of {', '.join(BUILTIN_STATS)}, or histogram = path of a count histogram", "[stats]"]
     for st in config.stats:

@@ -73,6 +73,7 @@ def usable_keys(keys) -> list[str]:
 def schema(base: pa.Schema, keys: dict[str, list[str]]) -> pa.Schema:
     """The sidecar's schema: the part files' columns, then the flat columns of ``keys`` (per map)."""
     import pyarrow as pa
+
     fields = list(base)
     for map_name in MAPS:
         value_type = base.field(map_name).type.item_type
@@ -83,6 +84,7 @@ def schema(base: pa.Schema, keys: dict[str, list[str]]) -> pa.Schema:
 def flat_table(table: pa.Table) -> tuple[pa.Table, dict[str, list[str]]]:
     """The sidecar of a partition's rows, and the keys it has a column for (per map)."""
     import pyarrow as pa
+
     keys: dict[str, list[str]] = {}
     columns = list(table.columns)
     for map_name in MAPS:
@@ -96,6 +98,7 @@ def _values_by_key(column: pa.ChunkedArray) -> dict[str, pa.Array]:
     """``{key: the value of that key in each row, or null}`` for every key of a map column."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     maps = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     # As a list of (key, value) structs, the entries can be flattened with the
     # row each one belongs to (pyarrow has no such kernels for maps).

@@ -150,7 +150,9 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
     except StorageError as e:
         return _stopped(day, e, report)
     except OSError as e:
-        click.echo(f"{day}: failed: cannot publish to {output_path}: {e}; the previous partition is left in place", err=True)
+        click.echo(
+            f"{day}: failed: cannot publish to {output_path}: {e}; the previous partition is left in place", err=True
+        )
         return DayResult(day, "failed", str(e), report)
     seconds = time.perf_counter() - started
     corrupt = f", {len(partial.corrupt_files)} corrupt file(s) used in part" if partial.corrupt_files else ""
@@ -194,7 +196,14 @@ class _progress_bar:
         if not self.enabled:
             return None
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self.pings = 0
         self.started = time.perf_counter()

@@ -130,7 +130,7 @@ def normalize(location) -> str:
 
 def split_s3(url: str) -> tuple[str, str]:
     """``(bucket, key)`` of an S3 URL, the key without leading or trailing slashes."""
-    rest = url[len(S3_SCHEME):]
+    rest = url[len(S3_SCHEME) :]
     bucket, _, key = rest.partition("/")
     return bucket, key.strip("/")
 
@@ -170,9 +170,7 @@ def require_s3() -> None:
     try:
         import s3fs  # noqa: F401
     except ImportError:
-        raise S3Unavailable(
-            "s3:// locations need the s3 extra: pip install 'crash-aggregates[s3]'"
-        ) from None
+        raise S3Unavailable("s3:// locations need the s3 extra: pip install 'crash-aggregates[s3]'") from None
 
 
 _filesystems: dict = {}

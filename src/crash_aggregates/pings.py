@@ -299,7 +299,13 @@ class PingRules:
             elif st.builtin == "usage_hours":
                 self._usage_columns.append((column, st.squared))
             for is_crash, template in self._templates.items():
-                x = float(is_crash) if st.builtin == "main_crashes" else float(not is_crash) if st.builtin == "ping_count" else 0.0
+                x = (
+                    float(is_crash)
+                    if st.builtin == "main_crashes"
+                    else float(not is_crash)
+                    if st.builtin == "ping_count"
+                    else 0.0
+                )
                 template.append(x)
                 if st.squared:
                     template.append(x * x)
@@ -311,7 +317,14 @@ class PingRules:
             root, self._extract = schema
             self._decoder = msgspec.json.Decoder(root)
             r = self._rule_slots
-            signed = (r.doc_type, r.type, r.submission_date, r.process_type, r.build_id, *range(len(self._paths))[self._dim_slice])
+            signed = (
+                r.doc_type,
+                r.type,
+                r.submission_date,
+                r.process_type,
+                r.build_id,
+                *range(len(self._paths))[self._dim_slice],
+            )
             self._scanner = Scanner(scan_spec(self._paths), len(self._paths), signed) if Scanner else None
         self._activity_dates: dict[str, str | None] = {}
         # What _signed_rules made of each signature (the raw text of the
@@ -515,8 +528,6 @@ class PingRules:
 def _dimension(value: Any, absent: frozenset) -> str | None:
     value = dimension_value(value)
     return None if value in absent else value
-
-
 
 
 def histogram_count(value: Any) -> float:

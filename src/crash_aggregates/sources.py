@@ -128,7 +128,7 @@ def _list_s3_input(root: str, day: date) -> list[InputFile]:
     prefix = folder + "/"
     objects = []
     for url, info in sorted(found.items()):
-        relative = url[len(prefix):] if url.startswith(prefix) else ""
+        relative = url[len(prefix) :] if url.startswith(prefix) else ""
         parts = relative.split("/")
         if not relative or any(p.startswith((".", "_")) or not p for p in parts):
             continue  # hidden, _SUCCESS-like, or a "folder" placeholder object

@@ -179,12 +179,16 @@ def aggregates_table(aggregates: dict, dimension_names: list[str], stat_columns:
         [
             pa.array([rows[i][0][0] for i in order], pa.string()),
             pa.MapArray.from_arrays(
-                pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(values, pa.string()),
+                pa.array(offsets, pa.int32()),
+                pa.array(keys, pa.string()),
+                pa.array(values, pa.string()),
                 type=schema[1].type,
             ),
             pa.MapArray.from_arrays(
-                pa.array(range(0, n * k + 1, k) if k else [0] * (n + 1), pa.int32()), pa.array(stat_columns * n, pa.string()),
-                pa.array(sums, pa.float64()), type=schema[2].type,
+                pa.array(range(0, n * k + 1, k) if k else [0] * (n + 1), pa.int32()),
+                pa.array(stat_columns * n, pa.string()),
+                pa.array(sums, pa.float64()),
+                type=schema[2].type,
             ),
         ],
         schema=schema,
@@ -374,7 +378,10 @@ def _publish_s3(root: str, day: date, table: pa.Table, report: dict, warn: WarnF
     stale = [
         n
         for n, info in listing.items()
-        if _is_data_name(n) and n not in bodies and info.get("LastModified") is not None and info["LastModified"] <= since
+        if _is_data_name(n)
+        and n not in bodies
+        and info.get("LastModified") is not None
+        and info["LastModified"] <= since
     ]
     _delete(fs, folder, sorted(stale), warn)
     return folder
@@ -435,9 +442,9 @@ def _children(folder: str) -> dict[str, dict]:
     """``{name: object info}`` of the objects directly in an S3 folder."""
     prefix = folder + "/"
     return {
-        url[len(prefix):]: info
+        url[len(prefix) :]: info
         for url, info in location.list_objects(folder).items()
-        if url.startswith(prefix) and url[len(prefix):] and "/" not in url[len(prefix):]
+        if url.startswith(prefix) and url[len(prefix) :] and "/" not in url[len(prefix) :]
     }
 
 
@@ -448,7 +455,7 @@ def _partitions(root: str, listing: dict) -> dict[str, dict[str, dict]]:
     for url, info in listing.items():
         if not url.startswith(prefix):
             continue
-        parts = url[len(prefix):].split("/")
+        parts = url[len(prefix) :].split("/")
         if len(parts) == 2 and PARTITION_RE.match(parts[0]) and parts[1]:
             found.setdefault(parts[0], {})[parts[1]] = info
     return found
@@ -553,7 +560,9 @@ def published_partition(partition: str | os.PathLike) -> Partition | None:
             return None
         manifest = _manifest(text)
         if manifest.files is None:  # a Hadoop-style empty marker: every part file counts
-            return Partition([location.join(partition, n) for n in sorted(n for n in _children(partition) if _is_part_file(n))])
+            return Partition(
+                [location.join(partition, n) for n in sorted(n for n in _children(partition) if _is_part_file(n))]
+            )
         return manifest.partition(lambda name: location.join(partition, name))
     partition = Path(partition)
     try:
@@ -597,7 +606,9 @@ def published(root: str | os.PathLike) -> dict[str, Partition]:
         partitions = _partitions(root, location.list_objects(root))
         manifests = _read_markers(location.s3_filesystem(), root, partitions)
         return {
-            PARTITION_RE.match(part).group(1): manifests[part].partition(lambda name, part=part: location.join(root, part, name))
+            PARTITION_RE.match(part).group(1): manifests[part].partition(
+                lambda name, part=part: location.join(root, part, name)
+            )
             for part in sorted(manifests)
         }
     root = Path(root)
@@ -675,4 +686,4 @@ def arrow_filesystem(root: str | os.PathLike):
 def arrow_path(file: str | os.PathLike) -> str:
     """The path of a data file as :func:`arrow_filesystem` wants it (no ``s3://``)."""
     text = os.fspath(file)
-    return text[len(location.S3_SCHEME):] if is_s3(text) else os.path.abspath(text)
+    return text[len(location.S3_SCHEME) :] if is_s3(text) else os.path.abspath(text)

@@ -82,14 +82,21 @@ BAD_KINDS = {
 }
 assert tuple(BAD_KINDS) == REASONS
 
-_APP_IDS = {"Firefox": "{ec8030f7-c20a-464f-9b0e-13a3a9e97384}",
-            "Fennec": "{aa3c5121-dab2-40e2-81ca-7ea25febc110}"}
+_APP_IDS = {"Firefox": "{ec8030f7-c20a-464f-9b0e-13a3a9e97384}", "Fennec": "{aa3c5121-dab2-40e2-81ca-7ea25febc110}"}
 _OSES = [  # (name, version, weight, crash factor)
-    ("Windows_NT", "6.1", 34, 1.1), ("Windows_NT", "10.0", 25, 1.0), ("Windows_NT", "6.3", 7, 1.0),
-    ("Windows_NT", "6.2", 2, 1.1), ("Windows_NT", "5.1", 6, 1.6), ("Darwin", "15.4.0", 7, 0.8),
-    ("Darwin", "15.3.0", 3, 0.8), ("Darwin", "14.5.0", 3, 0.9), ("Linux", "4.4.0-21-generic", 4, 0.9),
-    ("Linux", "4.2.0-35-generic", 3, 0.9), ("Linux", "3.13.0-85-generic", 3, 1.0),
-    ("Android", "23", 2, 1.3), ("Android", "22", 1, 1.4),
+    ("Windows_NT", "6.1", 34, 1.1),
+    ("Windows_NT", "10.0", 25, 1.0),
+    ("Windows_NT", "6.3", 7, 1.0),
+    ("Windows_NT", "6.2", 2, 1.1),
+    ("Windows_NT", "5.1", 6, 1.6),
+    ("Darwin", "15.4.0", 7, 0.8),
+    ("Darwin", "15.3.0", 3, 0.8),
+    ("Darwin", "14.5.0", 3, 0.9),
+    ("Linux", "4.4.0-21-generic", 4, 0.9),
+    ("Linux", "4.2.0-35-generic", 3, 0.9),
+    ("Linux", "3.13.0-85-generic", 3, 1.0),
+    ("Android", "23", 2, 1.3),
+    ("Android", "22", 1, 1.4),
 ]
 _ARCHES = {  # os name -> ((architecture, xpcomAbi), ...) drawn uniformly
     "Windows_NT": (("x86", "x86-msvc"),) * 7 + (("x86-64", "x86_64-msvc"),) * 3,
@@ -104,12 +111,26 @@ _COMPOSITORS = {  # os name -> (compositors, weights); the job's optional dimens
     "Android": (("opengl",), (1,)),
 }
 _COUNTRIES = [  # (country, weight, locale, UTC offsets in minutes)
-    ("US", 24, "en-US", (-300, -360, -420, -480)), ("DE", 10, "de", (60,)), ("FR", 6, "fr", (60,)),
-    ("BR", 6, "pt-BR", (-180,)), ("IN", 5, "en-US", (330,)), ("GB", 5, "en-GB", (0,)),
-    ("RU", 5, "ru", (180,)), ("PL", 4, "pl", (60,)), ("JP", 4, "ja", (540,)), ("IT", 4, "it", (60,)),
-    ("ES", 4, "es-ES", (60,)), ("CA", 3, "en-CA", (-300, -480)), ("CN", 3, "zh-CN", (480,)),
-    ("ID", 3, "id", (420,)), ("MX", 3, "es-MX", (-360,)), ("TR", 2, "tr", (120,)),
-    ("UA", 2, "uk", (120,)), ("NL", 2, "nl", (60,)), ("AU", 2, "en-AU", (600,)), ("??", 1, "en-US", (0,)),
+    ("US", 24, "en-US", (-300, -360, -420, -480)),
+    ("DE", 10, "de", (60,)),
+    ("FR", 6, "fr", (60,)),
+    ("BR", 6, "pt-BR", (-180,)),
+    ("IN", 5, "en-US", (330,)),
+    ("GB", 5, "en-GB", (0,)),
+    ("RU", 5, "ru", (180,)),
+    ("PL", 4, "pl", (60,)),
+    ("JP", 4, "ja", (540,)),
+    ("IT", 4, "it", (60,)),
+    ("ES", 4, "es-ES", (60,)),
+    ("CA", 3, "en-CA", (-300, -480)),
+    ("CN", 3, "zh-CN", (480,)),
+    ("ID", 3, "id", (420,)),
+    ("MX", 3, "es-MX", (-360,)),
+    ("TR", 2, "tr", (120,)),
+    ("UA", 2, "uk", (120,)),
+    ("NL", 2, "nl", (60,)),
+    ("AU", 2, "en-AU", (600,)),
+    ("??", 1, "en-US", (0,)),
 ]
 # Days a client is behind (-1: its clock is a day ahead); each ping adds 0 or 1 day.
 _LAGS, _LAG_WEIGHTS = (-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (0.5, 70, 14, 4, 3, 2, 1.5, 1.2, 1.2, 1, 1)
@@ -144,8 +165,17 @@ class Summary:
 
     def add(self, other: Summary) -> None:
         """Add the counts of ``other`` to this summary."""
-        for name in ("pings", "main_pings", "crash_pings", "main_ignored", "crash_ignored",
-                     "blank_lines", "files", "bytes", "uncompressed_bytes"):
+        for name in (
+            "pings",
+            "main_pings",
+            "crash_pings",
+            "main_ignored",
+            "crash_ignored",
+            "blank_lines",
+            "files",
+            "bytes",
+            "uncompressed_bytes",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, count in other.bad.items():
             self.bad[reason] += count
@@ -259,11 +289,54 @@ def _poisson(rng: random.Random, lam: float) -> int:
 # -- bulk: the many unrelated measurements of a real ping -------------------------
 
 _WORDS = (
-    ("GC", "CYCLE_COLLECTOR", "HTTP", "NETWORK", "DNS", "SSL", "FX_TAB", "FX_SESSION_RESTORE", "PLACES",
-     "STARTUP", "MEMORY", "TELEMETRY", "CANVAS", "WEBRTC", "MEDIA", "IMAGE_DECODE", "FONTLIST", "SEARCH",
-     "PWMGR", "DEVTOOLS", "A11Y", "PLUGIN", "UPDATE", "CACHE", "SPDY", "URLCLASSIFIER", "SHUTDOWN", "PAINT"),
-    ("PAGE_LOAD", "OPEN", "CLOSE", "READ", "WRITE", "COMPLETE", "FIRST_PAINT", "SLICE", "MAX_PAUSE",
-     "RESPONSE", "CONNECT", "LOOKUP", "CHECK", "INIT", "FLUSH", "EVICT"),
+    (
+        "GC",
+        "CYCLE_COLLECTOR",
+        "HTTP",
+        "NETWORK",
+        "DNS",
+        "SSL",
+        "FX_TAB",
+        "FX_SESSION_RESTORE",
+        "PLACES",
+        "STARTUP",
+        "MEMORY",
+        "TELEMETRY",
+        "CANVAS",
+        "WEBRTC",
+        "MEDIA",
+        "IMAGE_DECODE",
+        "FONTLIST",
+        "SEARCH",
+        "PWMGR",
+        "DEVTOOLS",
+        "A11Y",
+        "PLUGIN",
+        "UPDATE",
+        "CACHE",
+        "SPDY",
+        "URLCLASSIFIER",
+        "SHUTDOWN",
+        "PAINT",
+    ),
+    (
+        "PAGE_LOAD",
+        "OPEN",
+        "CLOSE",
+        "READ",
+        "WRITE",
+        "COMPLETE",
+        "FIRST_PAINT",
+        "SLICE",
+        "MAX_PAUSE",
+        "RESPONSE",
+        "CONNECT",
+        "LOOKUP",
+        "CHECK",
+        "INIT",
+        "FLUSH",
+        "EVICT",
+    ),
     ("_MS", "_US", "_COUNT", "_KB", "_FLAG", "", "_RATIO", "_V2"),
 )
 
@@ -273,15 +346,25 @@ def _histogram(rng: random.Random) -> dict:
     if kind in (2, 3, 4):
         a, b = rng.randrange(50), rng.randrange(5)
         values = {"0": a, "1": b, "2": 0} if kind == 2 else {"0": a, "1": 0}
-        return {"bucket_count": 3, "histogram_type": kind, "range": [1, 2], "sum": b if kind == 2 else a,
-                "values": values}
+        return {
+            "bucket_count": 3,
+            "histogram_type": kind,
+            "range": [1, 2],
+            "sum": b if kind == 2 else a,
+            "values": values,
+        }
     count, high = rng.choice(((20, 1000), (50, 10000), (100, 60000))) if kind == 0 else (51, 50)
     first = rng.randrange(count - 12)
     bounds = [round(high ** (i / count)) + i for i in range(first, first + rng.randrange(3, 12))]
     values = {str(b): rng.randrange(1, 400) for b in bounds}
     values[str(bounds[-1] + 1)] = 0  # real histograms end a run of buckets with a zero
-    return {"bucket_count": count, "histogram_type": kind, "range": [1, high],
-            "sum": sum(values.values()) * bounds[0], "values": values}
+    return {
+        "bucket_count": count,
+        "histogram_type": kind,
+        "range": [1, high],
+        "sum": sum(values.values()) * bounds[0],
+        "values": values,
+    }
 
 
 def _section(rng: random.Random, pieces: list[bytes], low: int, high: int) -> bytes:
@@ -307,25 +390,69 @@ class _Pool:
         names = rng.sample([a + "_" + b + c for a in _WORDS[0] for b in _WORDS[1] for c in _WORDS[2]], 1600)
         pieces = [_encode(n) + b":" + _encode(_histogram(rng)) for n in names]
         keys = ("content", "gpu", "socket", "extension", "google", "bing", "idb", "localStorage")
-        keyed = [_encode(n) + b":" + _encode({k: _histogram(rng) for k in rng.sample(keys, rng.randrange(1, 4))})
-                 for n in names[:300]]
+        keyed = [
+            _encode(n) + b":" + _encode({k: _histogram(rng) for k in rng.sample(keys, rng.randrange(1, 4))})
+            for n in names[:300]
+        ]
         # Sizes chosen so that main pings weigh 105-190 KB, like the real ones in shared/fixtures.
         self.histograms = [_section(rng, pieces, 56_000, 80_000) for _ in range(12)]
         self.content_histograms = [_section(rng, pieces, 36_000, 58_000) for _ in range(12)]
         self.keyed = [_section(rng, keyed, 3_000, 8_000) for _ in range(12)]
         self.content_keyed = [_section(rng, keyed, 2_000, 5_000) for _ in range(12)]
-        timings = ("start", "main", "firstPaint", "sessionRestored", "totalTime", "uptime", "activeTicks",
-                   "AMI_startup_begin", "AMI_startup_end", "XPI_startup_begin", "XPI_startup_end")
+        timings = (
+            "start",
+            "main",
+            "firstPaint",
+            "sessionRestored",
+            "totalTime",
+            "uptime",
+            "activeTicks",
+            "AMI_startup_begin",
+            "AMI_startup_end",
+            "XPI_startup_begin",
+            "XPI_startup_end",
+        )
         self.simple = [_encode({k: rng.randrange(10, 90000) for k in timings}) for _ in range(8)]
-        self.scalars = [_encode({f"browser.engagement.{k}": rng.randrange(1, 500) for k in (
-            "max_concurrent_tab_count", "tab_open_event_count", "unique_domains_count", "total_uri_count")})
-            for _ in range(8)]
-        self.addons = [_encode({f"addon{i}@example.org": {
-            "name": f"Add-on {i}", "description": f"Synthetic add-on number {i}", "version": f"{i % 7 + 1}.{i}",
-            "type": "extension", "scope": 1, "blocklisted": False, "userDisabled": False, "appDisabled": False,
-            "foreignInstall": False, "hasBinaryComponents": False, "signedState": 2, "isSystem": False,
-            "isWebExtension": bool(i % 2), "multiprocessCompatible": True, "installDay": 15000 + 17 * i,
-            "updateDay": 16800} for i in rng.sample(range(60), rng.randrange(3, 12))}) for _ in range(8)]
+        self.scalars = [
+            _encode(
+                {
+                    f"browser.engagement.{k}": rng.randrange(1, 500)
+                    for k in (
+                        "max_concurrent_tab_count",
+                        "tab_open_event_count",
+                        "unique_domains_count",
+                        "total_uri_count",
+                    )
+                }
+            )
+            for _ in range(8)
+        ]
+        self.addons = [
+            _encode(
+                {
+                    f"addon{i}@example.org": {
+                        "name": f"Add-on {i}",
+                        "description": f"Synthetic add-on number {i}",
+                        "version": f"{i % 7 + 1}.{i}",
+                        "type": "extension",
+                        "scope": 1,
+                        "blocklisted": False,
+                        "userDisabled": False,
+                        "appDisabled": False,
+                        "foreignInstall": False,
+                        "hasBinaryComponents": False,
+                        "signedState": 2,
+                        "isSystem": False,
+                        "isWebExtension": bool(i % 2),
+                        "multiprocessCompatible": True,
+                        "installDay": 15000 + 17 * i,
+                        "updateDay": 16800,
+                    }
+                    for i in rng.sample(range(60), rng.randrange(3, 12))
+                }
+            )
+            for _ in range(8)
+        ]
 
 
 # -- clients and pings -----------------------------------------------------------
@@ -363,26 +490,57 @@ class _Client:
         # Builds differ a little from one another, and one differs a lot.
         factor *= 0.8 + 0.4 * (zlib.crc32(build.build_id.encode()) % 1000) / 1000
         self.crash_odds = _BASE_CRASH_ODDS * factor * (REGRESSION_FACTOR if build.build_id == regression_id else 1)
-        self.application = Raw(_encode({
-            "architecture": arch, "buildId": build.build_id, "channel": channel, "name": app_name,
-            "platformVersion": build.version, "version": build.version, "displayVersion": build.display_version,
-            "vendor": "Mozilla", "xpcomAbi": abi}))
+        self.application = Raw(
+            _encode(
+                {
+                    "architecture": arch,
+                    "buildId": build.build_id,
+                    "channel": channel,
+                    "name": app_name,
+                    "platformVersion": build.version,
+                    "version": build.version,
+                    "displayVersion": build.display_version,
+                    "vendor": "Mozilla",
+                    "xpcomAbi": abi,
+                }
+            )
+        )
         os_info = {"name": os_name, "version": os_version, "locale": locale}
         if os_name == "Windows_NT":
             os_info.update(servicePackMajor=0, windowsBuildNumber=rng.choice((7601, 9600, 10586)))
-        settings = {"telemetryEnabled": channel != "release", "locale": locale, "update": {"channel": channel},
-                    "e10sEnabled": self.e10s, "e10sCohort": cohort}
+        settings = {
+            "telemetryEnabled": channel != "release",
+            "locale": locale,
+            "update": {"channel": channel},
+            "e10sEnabled": self.e10s,
+            "e10sCohort": cohort,
+        }
         if rng.random() < 0.03:
             del settings["e10sCohort"]  # older builds did not report it
         addons = {"activeAddons": Raw(rng.choice(pool.addons)) if pool else {}, "activeExperiment": experiment}
-        self.environment = _encode({
-            "build": {"applicationId": _APP_IDS[app_name], "applicationName": app_name, "architecture": arch,
-                      "buildId": build.build_id, "version": build.version, "vendor": "Mozilla",
-                      "platformVersion": build.version, "xpcomAbi": abi},
-            "partner": {}, "settings": settings,
-            "system": {"memoryMB": rng.choice((2048, 4096, 8192, 16384)), "os": os_info,
-                       "gfx": {"features": {"compositor": _draw(rng, _COMPOSITOR_TABLES[os_name])}}},
-            "profile": {"creationDate": rng.randrange(14000, 16800)}, "addons": addons})
+        self.environment = _encode(
+            {
+                "build": {
+                    "applicationId": _APP_IDS[app_name],
+                    "applicationName": app_name,
+                    "architecture": arch,
+                    "buildId": build.build_id,
+                    "version": build.version,
+                    "vendor": "Mozilla",
+                    "platformVersion": build.version,
+                    "xpcomAbi": abi,
+                },
+                "partner": {},
+                "settings": settings,
+                "system": {
+                    "memoryMB": rng.choice((2048, 4096, 8192, 16384)),
+                    "os": os_info,
+                    "gfx": {"features": {"compositor": _draw(rng, _COMPOSITOR_TABLES[os_name])}},
+                },
+                "profile": {"creationDate": rng.randrange(14000, 16800)},
+                "addons": addons,
+            }
+        )
 
 
 def _main_payload(rng: random.Random, client: _Client, active: date, pool: _Pool | None) -> dict:
@@ -393,10 +551,18 @@ def _main_payload(rng: random.Random, client: _Client, active: date, pool: _Pool
     tz = client.tz  # local time, hour precision, as Firefox writes it
     offset = f"{'-' if tz < 0 else '+'}{abs(tz) // 60:02d}:{abs(tz) % 60:02d}"
     start = f"{active.isoformat()}T{rng.randrange(24):02d}:00:00.0{offset}"
-    info = {"reason": rng.choice(("shutdown", "daily", "environment-change")), "timezoneOffset": tz,
-            "sessionId": _uuid(rng), "subsessionId": _uuid(rng), "profileSubsessionCounter": rng.randrange(1, 900),
-            "subsessionCounter": rng.randrange(1, 6), "sessionStartDate": start, "subsessionStartDate": start,
-            "sessionLength": length + rng.randrange(3600), "subsessionLength": length}
+    info = {
+        "reason": rng.choice(("shutdown", "daily", "environment-change")),
+        "timezoneOffset": tz,
+        "sessionId": _uuid(rng),
+        "subsessionId": _uuid(rng),
+        "profileSubsessionCounter": rng.randrange(1, 900),
+        "subsessionCounter": rng.randrange(1, 6),
+        "sessionStartDate": start,
+        "subsessionStartDate": start,
+        "sessionLength": length + rng.randrange(3600),
+        "subsessionLength": length,
+    }
     keyed, hours = {}, length / 3600
     if rng.random() < 0.85:  # clients only send the histogram when they recorded it
         counts = {k: _poisson(rng, rate * hours * (k != "content" or client.e10s)) for k, rate in _CHILD_RATES}
@@ -410,21 +576,38 @@ def _main_payload(rng: random.Random, client: _Client, active: date, pool: _Pool
         payload["keyedHistograms"] = Raw(b"{" + ours + (b"," if ours else b"") + rng.choice(pool.keyed) + b"}")
         payload["histograms"] = Raw(b"{" + rng.choice(pool.histograms) + b"}")
         payload["simpleMeasurements"] = Raw(rng.choice(pool.simple))
-        payload["processes"] = Raw(b'{"parent":{"scalars":' + rng.choice(pool.scalars)
-                                   + b'},"content":{"histograms":{' + rng.choice(pool.content_histograms)
-                                   + b'},"keyedHistograms":{' + rng.choice(pool.content_keyed) + b"}}}")
+        payload["processes"] = Raw(
+            b'{"parent":{"scalars":'
+            + rng.choice(pool.scalars)
+            + b'},"content":{"histograms":{'
+            + rng.choice(pool.content_histograms)
+            + b'},"keyedHistograms":{'
+            + rng.choice(pool.content_keyed)
+            + b"}}}"
+        )
     return payload
 
 
 def _crash_payload(rng: random.Random, client: _Client, active: date, pool: _Pool | None) -> dict:
     build = client.build
     seconds = (active - date(1970, 1, 1)).days * 86400 + rng.randrange(86400)
-    payload = {"crashDate": active.isoformat(), "crashTime": f"{active}T{seconds // 3600 % 24:02d}:00:00.000Z",
-               "sessionId": _uuid(rng), "version": 1, "crashId": _uuid(rng),
-               "minidumpSha256Hash": f"{rng.getrandbits(256):064x}", "hasCrashEnvironment": True,
-               "metadata": {"ReleaseChannel": build.channel, "Version": build.version, "BuildID": build.build_id,
-                            "StartupCrash": "1" if rng.random() < 0.1 else "0", "CrashTime": str(seconds),
-                            "UptimeTS": f"{rng.uniform(1, 40000):.7f}"}}
+    payload = {
+        "crashDate": active.isoformat(),
+        "crashTime": f"{active}T{seconds // 3600 % 24:02d}:00:00.000Z",
+        "sessionId": _uuid(rng),
+        "version": 1,
+        "crashId": _uuid(rng),
+        "minidumpSha256Hash": f"{rng.getrandbits(256):064x}",
+        "hasCrashEnvironment": True,
+        "metadata": {
+            "ReleaseChannel": build.channel,
+            "Version": build.version,
+            "BuildID": build.build_id,
+            "StartupCrash": "1" if rng.random() < 0.1 else "0",
+            "CrashTime": str(seconds),
+            "UptimeTS": f"{rng.uniform(1, 40000):.7f}",
+        },
+    }
     if rng.random() < 0.6:  # older clients do not say which process crashed: the main one
         payload["processType"] = "main"
     return payload
@@ -451,14 +634,21 @@ def _spoil(doc: dict, reason: str, variant: str, day: date, client: _Client) -> 
     elif reason == "content_crash":
         payload["processType"] = variant
     elif reason == "invalid_submission_date":
-        meta["submissionDate"] = {"yesterday": f"{day - timedelta(days=1):%Y%m%d}", "dashes": day.isoformat(),
-                                  "text": "unknown", "number": int(f"{day:%Y%m%d}")}[variant]
+        meta["submissionDate"] = {
+            "yesterday": f"{day - timedelta(days=1):%Y%m%d}",
+            "dashes": day.isoformat(),
+            "text": "unknown",
+            "number": int(f"{day:%Y%m%d}"),
+        }[variant]
     elif reason == "invalid_activity_date":  # the activity date and its creationDate fallback both unusable
         crash = doc["type"] == "crash"
         holder, key = (payload, "crashDate") if crash else (payload["info"], "subsessionStartDate")
-        primary, creation = {"text": ("yesterday", "today"), "missing": (None, None),
-                             "impossible": (f"{day.year}-02-30", f"{day.year}-13-01T00:00:00.000Z"),
-                             "number": (int(f"{day:%Y%m%d}"), 1457395200000)}[variant]
+        primary, creation = {
+            "text": ("yesterday", "today"),
+            "missing": (None, None),
+            "impossible": (f"{day.year}-02-30", f"{day.year}-13-01T00:00:00.000Z"),
+            "number": (int(f"{day:%Y%m%d}"), 1457395200000),
+        }[variant]
         for target, name, value in ((holder, key, primary), (doc, "creationDate", creation)):
             if value is None:
                 target.pop(name, None)
@@ -467,8 +657,9 @@ def _spoil(doc: dict, reason: str, variant: str, day: date, client: _Client) -> 
     elif reason == "invalid_build_id":  # buildId is never the last key of environment.build
         bid = client.build.build_id.encode()
         old = b'"buildId":"' + bid + b'",'
-        new = {"13_digits": old.replace(bid, bid[:13]), "number": old.replace(b'"' + bid + b'"', bid),
-               "missing": b""}[variant]
+        new = {"13_digits": old.replace(bid, bid[:13]), "number": old.replace(b'"' + bid + b'"', bid), "missing": b""}[
+            variant
+        ]
         doc["environment"] = Raw(client.environment.replace(old, new, 1))
     elif reason == "invalid_subsession_length":
         info = payload["info"]
@@ -517,8 +708,9 @@ def _remove_old_pings(folder: str) -> None:
             old.unlink()
 
 
-def _write_day(folder: str, day: date, n: int, files: int, seed: int, pool: _Pool | None,
-               regression_id: str, compression: str) -> Summary:
+def _write_day(
+    folder: str, day: date, n: int, files: int, seed: int, pool: _Pool | None, regression_id: str, compression: str
+) -> Summary:
     rng = random.Random(f"{seed}/{day.isoformat()}")
     summary = Summary(pings=n, files=files, regression_build_id=regression_id)
     clients = [_Client(rng, day, regression_id, pool) for _ in range(min(n // 3 + 1, _MAX_CLIENTS))]
@@ -536,15 +728,22 @@ def _write_day(folder: str, day: date, n: int, files: int, seed: int, pool: _Poo
                 reason = None if j is None else REASONS[j % len(REASONS)]
                 odds = client.crash_odds
                 is_crash = reason == "content_crash" or (
-                    reason != "invalid_subsession_length" and rng.random() * (1 + odds) < odds)
+                    reason != "invalid_subsession_length" and rng.random() * (1 + odds) < odds
+                )
                 active = day - timedelta(days=client.lag + (rng.random() < 0.2))
                 created = min(active + timedelta(days=rng.random() < 0.5), max(day, active))
                 doc_type = "crash" if is_crash else "main"
-                doc = {"type": doc_type, "id": _uuid(rng), "creationDate": _timestamp(rng, created), "version": 4,
-                       "clientId": client.id, "application": client.application,
-                       "environment": Raw(client.environment),
-                       "payload": (_crash_payload if is_crash else _main_payload)(rng, client, active, pool),
-                       "meta": {"submissionDate": compact, "docType": doc_type, "geoCountry": client.country}}
+                doc = {
+                    "type": doc_type,
+                    "id": _uuid(rng),
+                    "creationDate": _timestamp(rng, created),
+                    "version": 4,
+                    "clientId": client.id,
+                    "application": client.application,
+                    "environment": Raw(client.environment),
+                    "payload": (_crash_payload if is_crash else _main_payload)(rng, client, active, pool),
+                    "meta": {"submissionDate": compact, "docType": doc_type, "geoCountry": client.country},
+                }
                 if reason is None:
                     r = rng.random()
                     if r < 0.005:  # optional (SPEC section 1)
@@ -576,8 +775,15 @@ def _write_day(folder: str, day: date, n: int, files: int, seed: int, pool: _Poo
     return summary
 
 
-def generate(output: str, dates: list[date], pings_per_day: int, seed: int = 0, profile: str = "small",
-             compression: str = "gzip", files_per_day: int | None = None) -> Summary:
+def generate(
+    output: str,
+    dates: list[date],
+    pings_per_day: int,
+    seed: int = 0,
+    profile: str = "small",
+    compression: str = "gzip",
+    files_per_day: int | None = None,
+) -> Summary:
     """Write ``pings_per_day`` pings for each of ``dates`` under ``output``; return what was written.
 
     ``profile`` is ``small`` (1-2 KB pings) or ``realistic`` (100-200 KB main

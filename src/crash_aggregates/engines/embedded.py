@@ -67,7 +67,11 @@ def plan_tasks(splits: list[Split]) -> list[list[Split]]:
 
 
 def aggregate_split(
-    rules: PingRules, split: Split, allow_corrupt: bool, progress: ProgressFn | None = None, into: DayAggregate | None = None
+    rules: PingRules,
+    split: Split,
+    allow_corrupt: bool,
+    progress: ProgressFn | None = None,
+    into: DayAggregate | None = None,
 ) -> DayAggregate:
     """Sum one split into ``into`` (default: a new partial), which is returned.
 
@@ -142,7 +146,9 @@ def _send_progress() -> None:
     _worker["next_send"] = time.monotonic() + PROGRESS_INTERVAL
 
 
-def aggregate_task(rules: PingRules, task: list[Split], allow_corrupt: bool, progress: ProgressFn | None = None) -> DayAggregate:
+def aggregate_task(
+    rules: PingRules, task: list[Split], allow_corrupt: bool, progress: ProgressFn | None = None
+) -> DayAggregate:
     """Sum a task's splits, in order, into one partial.
 
     The cyclic garbage collector pauses meanwhile: summing makes no reference
@@ -210,7 +216,9 @@ def aggregate_day(
     progress_queue = ctx.Queue() if progress else None
     done: dict[int, DayAggregate] = {}
     next_index = 0
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)
+    ) as pool:
         # Frozen while the first submit forks the workers: their collections
         # then leave the objects they inherit alone, so those pages stay
         # shared instead of being copied on write.

@@ -17,7 +17,18 @@ from dataclasses import dataclass, field
 
 from .errors import EXIT_FAILED, EXIT_INVALID, QueryError
 
-__all__ = ["connect", "query", "prepare", "plan", "run", "Prepared", "QueryError", "EXIT_FAILED", "EXIT_INVALID", "DIALECTS"]
+__all__ = [
+    "connect",
+    "query",
+    "prepare",
+    "plan",
+    "run",
+    "Prepared",
+    "QueryError",
+    "EXIT_FAILED",
+    "EXIT_INVALID",
+    "DIALECTS",
+]
 
 DIALECTS = ("presto", "duckdb")
 
@@ -100,8 +111,19 @@ def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
     # Should DuckDB refuse the rewritten query, the query as written runs: its
     # answer is the same, and so are its error messages.
     fallback = prepared.duckdb_sql if duck_sql != prepared.duckdb_sql else None
-    return _Run(conn, own, execute(conn, duck_sql, timeout=timeout, sql=prepared.sql, tokens=prepared.tokens,
-                                   names=prepared.names, fallback=fallback))
+    return _Run(
+        conn,
+        own,
+        execute(
+            conn,
+            duck_sql,
+            timeout=timeout,
+            sql=prepared.sql,
+            tokens=prepared.tokens,
+            names=prepared.names,
+            fallback=fallback,
+        ),
+    )
 
 
 class _Run:

@@ -149,9 +149,9 @@ def _can_widen(scope: Scope, select: exp.Select, tables: dict[str, exp.Table]) -
             if not isinstance(column, exp.Column):
                 continue
             name, qualifier = column.name.lower(), column.table.lower()
-            if (qualifier in aliases or (not qualifier and (name in flat.MAPS or name in aliases))) and not _resolved_below(
-                child, scope, column
-            ):
+            if (
+                qualifier in aliases or (not qualifier and (name in flat.MAPS or name in aliases))
+            ) and not _resolved_below(child, scope, column):
                 return False
     return True
 

@@ -30,8 +30,17 @@ def read_query(query: str | None, query_file: str | None, stdin=None) -> str:
     return query
 
 
-def sql_command(sql: str, *, data, dialect: str = "presto", fmt: str = "table", output: str | None = None,
-                timeout: float | None = 60.0, limit: int | None = None, stdout=None) -> int:
+def sql_command(
+    sql: str,
+    *,
+    data,
+    dialect: str = "presto",
+    fmt: str = "table",
+    output: str | None = None,
+    timeout: float | None = 60.0,
+    limit: int | None = None,
+    stdout=None,
+) -> int:
     """Run one query and write its answer; returns the number of rows written."""
     from . import formats
 

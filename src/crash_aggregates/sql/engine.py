@@ -139,7 +139,9 @@ def _duckdb_path(file) -> str:
 
     text = str(file) if location.is_s3(file) else str(Path(file).resolve())
     if _GLOB_CHARS & set(text):
-        raise QueryError(f"cannot read {text}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern")
+        raise QueryError(
+            f"cannot read {text}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern"
+        )
     return text
 
 
@@ -187,7 +189,9 @@ def wide_view_sql(dataset: Dataset) -> tuple[str | None, list[str]]:
         branches.append(f"SELECT {_COLUMNS}, {', '.join(picked)} FROM {_read_parquet([schemas[-1], *sidecars])}")
     if dataset.plain:
         computed = [f"{m}[{_literal(k)}] AS {_identifier(name)}" for m, k, name in columns]
-        branches.append(f"SELECT {_COLUMNS}, {', '.join(computed)} FROM {_read_parquet([str(schema_file()), *dataset.plain])}")
+        branches.append(
+            f"SELECT {_COLUMNS}, {', '.join(computed)} FROM {_read_parquet([str(schema_file()), *dataset.plain])}"
+        )
     return f"CREATE VIEW {WIDE} AS " + " UNION ALL ".join(branches), schemas
 
 
@@ -304,8 +308,17 @@ class Result:
 
 
 @contextmanager
-def execute(conn, duck_sql: str, *, timeout: float | None, sql: str = "", tokens=(), names=(),
-            batch_rows: int = BATCH_ROWS, fallback: str | None = None):
+def execute(
+    conn,
+    duck_sql: str,
+    *,
+    timeout: float | None,
+    sql: str = "",
+    tokens=(),
+    names=(),
+    batch_rows: int = BATCH_ROWS,
+    fallback: str | None = None,
+):
     """Run the query; yields a Result that streams record batches.
 
     ``fallback``: an equivalent query to run instead if DuckDB cannot bind
@@ -349,7 +362,9 @@ def _relation(conn, duck_sql: str, fallback: str | None, deadline: _Deadline):
 
 # -- messages ------------------------------------------------------------------
 
-_PREFIX_RE = re.compile(r"^(Binder|Catalog|Parser|Conversion|Invalid Input|Out of Range|IO|Permission|Not implemented|INTERRUPT|Invalid Error) Error: ")
+_PREFIX_RE = re.compile(
+    r"^(Binder|Catalog|Parser|Conversion|Invalid Input|Out of Range|IO|Permission|Not implemented|INTERRUPT|Invalid Error) Error: "
+)
 
 
 def _first_line(e: Exception) -> str:
@@ -386,7 +401,9 @@ def describe_error(e: Exception, sql: str, tokens, names=()) -> QueryError:
         r'does not have a column named "([^"]+)"', first
     ):
         name = m.group(1)
-        cands = re.findall(r'"([^"]+)"', rest.split("Candidate bindings:", 1)[-1]) if "Candidate bindings" in rest else []
+        cands = (
+            re.findall(r'"([^"]+)"', rest.split("Candidate bindings:", 1)[-1]) if "Candidate bindings" in rest else []
+        )
         seen = sorted({c.split(".")[-1] for c in cands} | set(names))
         known = f"; columns here: {', '.join(seen)}" if seen else ""
         return QueryError(f"unknown column {name}{_find_token(tokens, name, sql)}{known}")
@@ -396,7 +413,9 @@ def describe_error(e: Exception, sql: str, tokens, names=()) -> QueryError:
         suffix = f" (did you mean {hint.group(1)}?)" if hint else ""
         return QueryError(f"unknown function {name}(){_find_token(tokens, name, sql, function=True)}{suffix}")
     if m := re.search(r"Table with name (\S+) does not exist", first):
-        return QueryError(f"unknown table {m.group(1)}{_find_token(tokens, m.group(1), sql)}: the table is crash_aggregates")
+        return QueryError(
+            f"unknown table {m.group(1)}{_find_token(tokens, m.group(1), sql)}: the table is crash_aggregates"
+        )
     text = _PREFIX_RE.sub("", first)
     if isinstance(e, (duckdb.ParserException,)):
         return QueryError(f"syntax error: {text}")
@@ -405,4 +424,3 @@ def describe_error(e: Exception, sql: str, tokens, names=()) -> QueryError:
     if isinstance(e, (duckdb.BinderException, duckdb.CatalogException, duckdb.NotImplementedException)):
         return QueryError(f"invalid query: {text}", EXIT_INVALID)
     return QueryError(f"the query failed: {first}", EXIT_FAILED)
-

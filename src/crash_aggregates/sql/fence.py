@@ -92,11 +92,20 @@ def check_tokens(sql: str, tokens: list[Token]) -> None:
         )
     for i, tok in enumerate(tokens):
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if nxt is not None and nxt.token_type == TokenType.L_PAREN and tok.token_type != TokenType.STRING and _denied(tok.text):
+        if (
+            nxt is not None
+            and nxt.token_type == TokenType.L_PAREN
+            and tok.token_type != TokenType.STRING
+            and _denied(tok.text)
+        ):
             raise QueryError(
                 f"{tok.text.lower()}() at {at(sql, tok.start)} is refused: queries can only read the {TABLE} table"
             )
-        if tok.token_type in (TokenType.FROM, TokenType.JOIN) and nxt is not None and nxt.token_type == TokenType.STRING:
+        if (
+            tok.token_type in (TokenType.FROM, TokenType.JOIN)
+            and nxt is not None
+            and nxt.token_type == TokenType.STRING
+        ):
             raise QueryError(
                 f"the file path '{nxt.text}' at {at(sql, nxt.start)} is refused: queries can only read the {TABLE} table"
             )
@@ -117,10 +126,10 @@ def check(tree: exp.Expression, sql: str, tokens: list[Token]) -> None:
         )
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for node in tree.walk():
-        if isinstance(node, (exp.Command, exp.Into, exp.Create, exp.Insert, exp.Delete, exp.Update, exp.Drop, exp.Copy, exp.Merge)):
-            raise QueryError(
-                f"{type(node).__name__.upper()}{_where(node, sql)} is refused: the data is read-only"
-            )
+        if isinstance(
+            node, (exp.Command, exp.Into, exp.Create, exp.Insert, exp.Delete, exp.Update, exp.Drop, exp.Copy, exp.Merge)
+        ):
+            raise QueryError(f"{type(node).__name__.upper()}{_where(node, sql)} is refused: the data is read-only")
         if isinstance(node, (exp.Placeholder, exp.Parameter)):
             raise QueryError(f"query parameters{_where(node, sql)} are not supported: write the values into the query")
         if isinstance(node, exp.Func):
@@ -145,8 +154,7 @@ def _check_table(node: exp.Table, sql: str, ctes: set[str]) -> None:
     full = ".".join(parts)
     if len(parts) > 1:
         raise QueryError(
-            f"unknown table {full}{_where(node, sql)}: other schemas and catalogs are not visible; "
-            f"the table is {TABLE}"
+            f"unknown table {full}{_where(node, sql)}: other schemas and catalogs are not visible; the table is {TABLE}"
         )
     if target.quoted and ("/" in target.name or "." in target.name):
         raise QueryError(

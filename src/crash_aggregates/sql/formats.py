@@ -178,7 +178,15 @@ def write_parquet(schema: pa.Schema, batches, path, limit: int | None = None) ->
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
 
 
-def write_table(schema: pa.Schema, batches, out: IO[str], limit: int | None = None, *, terminal: bool = False, width: int | None = None) -> tuple[int, bool]:
+def write_table(
+    schema: pa.Schema,
+    batches,
+    out: IO[str],
+    limit: int | None = None,
+    *,
+    terminal: bool = False,
+    width: int | None = None,
+) -> tuple[int, bool]:
     """A terminal table of at most ``limit`` rows (default TABLE_ROWS); (rows shown, more rows exist)."""
     from rich import box
     from rich.console import Console
@@ -204,8 +212,14 @@ def write_table(schema: pa.Schema, batches, out: IO[str], limit: int | None = No
             shown += 1
         if more:
             break
-    console = Console(file=out, width=width or (None if terminal else 100_000), no_color=not terminal,
-                      highlight=False, soft_wrap=False, force_terminal=terminal)
+    console = Console(
+        file=out,
+        width=width or (None if terminal else 100_000),
+        no_color=not terminal,
+        highlight=False,
+        soft_wrap=False,
+        force_terminal=terminal,
+    )
     console.print(table)
     suffix = "" if shown == 1 else "s"
     console.print(f"({shown} row{suffix}{', more not shown: raise --limit or use --format csv' if more else ''})")

@@ -203,13 +203,13 @@ def mysql_to_strftime(pattern: str) -> str:
 
 
 def java_replacement_to_re2(text: str) -> str:
-    r'''Presto's regexp_replace replacement (Java: ``$1``, ``\$``) in RE2 form (``\1``).
+    r"""Presto's regexp_replace replacement (Java: ``$1``, ``\$``) in RE2 form (``\1``).
 
     >>> java_replacement_to_re2("<$1>")
     '<\\1>'
     >>> java_replacement_to_re2(r"\$5, a\\b")
     '$5, a\\\\b'
-    '''
+    """
     out = []
     i, n = 0, len(text)
     while i < n:
@@ -425,9 +425,7 @@ def _nargs(node: exp.Anonymous, allowed: tuple[int, ...], sql: str) -> list[exp.
     args = node.expressions
     if len(args) not in allowed:
         want = " or ".join(str(a) for a in allowed)
-        raise QueryError(
-            f"{node.name.lower()}() at {_where(node, sql)} takes {want} arguments, got {len(args)}"
-        )
+        raise QueryError(f"{node.name.lower()}() at {_where(node, sql)} takes {want} arguments, got {len(args)}")
     return args
 
 
@@ -464,7 +462,9 @@ def _rewrite_function(node: exp.Anonymous, last_arg_type: str | None, sql: str) 
         u = _unit(unit, lname, sql)
         if u == "millisecond":
             return _call("DATE_TRUNC", exp.Literal.string(u), d)
-        width = exp.Interval(this=exp.Literal.number(3 if u == "quarter" else 1), unit=exp.var("MONTH" if u == "quarter" else u.upper()))
+        width = exp.Interval(
+            this=exp.Literal.number(3 if u == "quarter" else 1), unit=exp.var("MONTH" if u == "quarter" else u.upper())
+        )
         return _call("TIME_BUCKET", width, d)
     if name == "REGEXP_EXTRACT":
         args = _nargs(node, (2, 3), sql)
@@ -543,7 +543,13 @@ def _unnest_map(node: exp.Unnest, arg_types: list) -> exp.Expression | None:
     if len(args) == 1 and len(arrays) == 1:
         return None  # a plain array: DuckDB reads it like Presto
     if offset:
-        arrays.append(_call("RANGE", exp.Literal.number(1), exp.Add(this=_call("LEN", arrays[0].copy()), expression=exp.Literal.number(1))))
+        arrays.append(
+            _call(
+                "RANGE",
+                exp.Literal.number(1),
+                exp.Add(this=_call("LEN", arrays[0].copy()), expression=exp.Literal.number(1)),
+            )
+        )
     if len(columns) != len(arrays):
         raise QueryError(
             f"UNNEST produces {len(arrays)} columns here but the alias {alias.name}({', '.join(columns)}) names {len(columns)}"

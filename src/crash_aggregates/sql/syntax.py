@@ -161,9 +161,7 @@ def _single_statement(sql: str, tokens: list[Token]) -> list[Token]:
     statements = [p for p in parts if p]
     if len(statements) > 1:
         second = statements[1][0]
-        raise QueryError(
-            f"only one statement at a time: a second statement starts at {at(sql, second.start)}"
-        )
+        raise QueryError(f"only one statement at a time: a second statement starts at {at(sql, second.start)}")
     return statements[0] if statements else []
 
 
@@ -182,7 +180,7 @@ def _describe_parse_error(sql: str, error: ParseError) -> str:
         where = f" at line {line}, column {col}"
     found = f"'{highlight}'" if highlight else "the end of the query"
     if desc.startswith("Expecting "):
-        text = f"expected {desc[len('Expecting '):]} but found {found}"
+        text = f"expected {desc[len('Expecting ') :]} but found {found}"
     elif desc.startswith("Invalid expression / Unexpected token"):
         text = f"unexpected {found}"
     elif m := _MISSING_RE.match(desc):
@@ -198,8 +196,21 @@ def _words(class_name: str) -> str:
     >>> _words("Where"), _words("Add")
     ('WHERE clause', "'+' expression")
     """
-    operators = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "Mod": "%", "EQ": "=", "NEQ": "<>",
-                 "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<=", "And": "AND", "Or": "OR"}
+    operators = {
+        "Add": "+",
+        "Sub": "-",
+        "Mul": "*",
+        "Div": "/",
+        "Mod": "%",
+        "EQ": "=",
+        "NEQ": "<>",
+        "GT": ">",
+        "GTE": ">=",
+        "LT": "<",
+        "LTE": "<=",
+        "And": "AND",
+        "Or": "OR",
+    }
     if class_name in operators:
         return f"'{operators[class_name]}' expression"
     words = re.sub(r"(?<!^)(?=[A-Z])", " ", class_name).upper()
