@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-fast lint format demo bench clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,19 @@ install: $(BIN)/crash-aggregates
 
 test: install
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but Spark and the tests marked slow.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/test_spark.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Applies the formatter and the safe lint fixes (what `make lint` checks).
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 demo: install
 	rm -rf $(DEMO)

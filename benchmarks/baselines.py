@@ -70,7 +70,8 @@ def _date_of(json_expr: str) -> str:
     """SPEC 3: a JSON string whose first 10 characters are a valid YYYY-MM-DD, as a DATE, else NULL."""
     text = f"left({json_expr} ->> '$', 10)"
     return (
-        f"CASE WHEN json_type({json_expr}) = 'VARCHAR' AND regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+        f"CASE WHEN json_type({json_expr}) = 'VARCHAR' "
+        f"AND regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
         f"THEN try_cast({text} AS DATE) END"
     )
 

@@ -96,7 +96,7 @@ def run(cmd: list[str], timeout: float = 3600, env: dict | None = None) -> Sampl
 
 def _wrapper(cmd: list[str]) -> None:
     started = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    done = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     maxrss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
     print(

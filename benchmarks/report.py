@@ -300,7 +300,9 @@ def _render_agreement(con: Console, summary: dict) -> None:
             if va == vb
             else "DuckDB: "
             + ", ".join(
-                f"{y - x:+,} {k.split('_')[0] if k != 'aggregates' else k}" for k, x, y in zip(keys, va, vb) if x != y
+                f"{y - x:+,} {k.split('_')[0] if k != 'aggregates' else k}"
+                for k, x, y in zip(keys, va, vb, strict=True)
+                if x != y
             )
         )
         table.add_row(name, " / ".join(f"{v:,}" for v in va), " / ".join(f"{v:,}" for v in vb), note)

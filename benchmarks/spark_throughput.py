@@ -53,7 +53,7 @@ def variants(profile: str, count: int, seed: int = 0) -> list[bytes]:
     rng = random.Random(seed)
     main, crash = base_pings(profile)
     out = []
-    for i in range(count):
+    for _ in range(count):
         is_crash = rng.random() < 0.1
         doc = copy.deepcopy(crash if is_crash else main)
         activity = DAY - timedelta(days=rng.choice([0, 0, 1, 1, 2, 3, 5, 9]))

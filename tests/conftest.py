@@ -1,13 +1,35 @@
 """Fixtures shared by the test modules (plain helpers live in helpers.py)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import SHARED
+from sqldata import add_corrupt_partition, build, strip_sidecars
 
 
 @pytest.fixture
 def shared() -> Path:
     assert SHARED.is_dir(), f"shared/ not found at {SHARED} (set CRASH_AGGREGATES_SHARED)"
     return SHARED
+
+
+#: The two layouts every query must answer the same on: partitions with flat
+#: sidecars (the fast path), and without (as published by earlier versions).
+LAYOUTS = ("sidecars", "no sidecars")
+
+
+@pytest.fixture(scope="session", params=LAYOUTS)
+def dataset(request, tmp_path_factory):
+    """The fixed dataset of sqldata.py in each layout, built once per session (read-only: copy it to change it)."""
+    root = build(tmp_path_factory.mktemp("aggregates") / "data")
+    return strip_sidecars(root) if request.param == "no sidecars" else root
+
+
+@pytest.fixture
+def corrupt_dataset(dataset, tmp_path):
+    """The dataset plus a published partition 2016-03-17 whose data file is corrupt."""
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    add_corrupt_partition(root)
+    return root

@@ -289,7 +289,7 @@ def crash_ok(activity: str = "2016-03-02", stats: dict | None = None, **dims) ->
 TIERS = ["fast", "msgspec", "generic"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rules_for(config=None, submission_date: date = D, tier: str = "fast") -> PingRules:
     """PingRules of one tier: "fast" (the C scanner, which must have been built),
     "msgspec" (its stand-in where no compiler was at hand) or "generic" (the
@@ -332,10 +332,10 @@ def check(line: bytes, expected, rules: PingRules) -> None:
     activity, dims = out.key
     assert activity == expected.activity
     assert len(dims) == len(expected.dim_names)
-    assert dict(zip(expected.dim_names, dims)) == expected.dims
+    assert dict(zip(expected.dim_names, dims, strict=True)) == expected.dims
     assert all(v is None or type(v) is str for v in dims)
     assert len(out.values) == len(expected.stat_columns)
-    got = dict(zip(expected.stat_columns, out.values))
+    got = dict(zip(expected.stat_columns, out.values, strict=True))
     assert got == expected.stats
     assert all(type(v) is float for v in out.values), "stats are doubles"
     # "negative -> 0": no stat is ever -0.0 either (it would read as "-0").

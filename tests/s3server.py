@@ -73,10 +73,10 @@ def start_moto(log: Path) -> MotoServer:
         try:
             urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()
             break
-        except OSError:
+        except OSError as error:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from error
             time.sleep(0.2)
     try:
         import boto3

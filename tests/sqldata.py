@@ -26,7 +26,7 @@ def _row(submission, activity, dims, usage, main, content, plugin, gmplugin, pin
         "submission_date": submission,
         "activity_date": activity,
         "dimensions": dims,
-        "stats": dict(zip(STATS, map(float, (usage, main, content, plugin, gmplugin, pings)))),
+        "stats": dict(zip(STATS, map(float, (usage, main, content, plugin, gmplugin, pings)), strict=True)),
     }
 
 
@@ -285,31 +285,3 @@ def ratio(a: float, b: float) -> float:
     if b == 0:
         return float("nan") if a == 0 else float("inf") * (1 if a > 0 else -1)
     return a / b
-
-
-# -- fixtures (import them into a test module to use them) ---------------------
-
-import shutil  # noqa: E402
-
-import pytest  # noqa: E402
-
-
-#: The two layouts every query must answer the same on: partitions with flat
-#: sidecars (the fast path), and without (as published by earlier versions).
-LAYOUTS = ("sidecars", "no sidecars")
-
-
-@pytest.fixture(scope="session", params=LAYOUTS)
-def dataset(request, tmp_path_factory):
-    """The fixed dataset in each layout, built once per session (read-only: copy it to change it)."""
-    root = build(tmp_path_factory.mktemp("aggregates") / "data")
-    return strip_sidecars(root) if request.param == "no sidecars" else root
-
-
-@pytest.fixture
-def corrupt_dataset(dataset, tmp_path):
-    """The dataset plus a published partition 2016-03-17 whose data file is corrupt."""
-    root = tmp_path / "data"
-    shutil.copytree(dataset, root)
-    add_corrupt_partition(root)
-    return root

@@ -8,13 +8,13 @@ from collections import defaultdict
 from datetime import date
 
 import pytest
+from sqldata import ROWS, _dims, _row, build, strip_sidecars
+from test_presto import CASES
 
 import crash_aggregates
 from crash_aggregates.sql import connect, plan, prepare
 from crash_aggregates.sql.accelerate import accelerate
 from crash_aggregates.sql.presto import generate
-from sqldata import ROWS, _dims, _row, build, dataset, strip_sidecars  # noqa: F401  (fixture)
-from test_presto import CASES
 
 #: The flat columns of the sidecars, as the rewrite is told about them.
 COLUMNS = {
@@ -204,7 +204,7 @@ def _same(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-12)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -233,7 +233,7 @@ def test_presto_cases_rewritten_answer_as_written(with_sidecars, query):
     assert _same(sorted(fast_rows, key=repr), sorted(slow_rows, key=repr)), (fast_rows, slow_rows)
 
 
-def test_the_fast_path_is_taken_exactly_when_there_are_sidecars(dataset):  # noqa: F811
+def test_the_fast_path_is_taken_exactly_when_there_are_sidecars(dataset):
     from crash_aggregates import storage
 
     with_sidecars = all(p.sidecar is not None for p in storage.published(dataset).values())

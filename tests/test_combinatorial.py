@@ -12,7 +12,6 @@ import itertools
 import math
 
 import pytest
-
 from helpers import read_partition, read_report, run, write_day
 
 FIELDS = {
@@ -68,7 +67,7 @@ def published(tmp_path_factory):
     root = tmp_path_factory.mktemp("combinatorial")
     days = {}
     for values in itertools.product(*FIELDS.values()):
-        ping = make_ping(dict(zip(FIELDS, values)))
+        ping = make_ping(dict(zip(FIELDS, values, strict=True)))
         day = ping["meta"]["submissionDate"]
         days.setdefault(f"{day[:4]}-{day[4:6]}-{day[6:]}", []).append(ping)
     for day, pings in days.items():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from helpers import read_partition, run, run_process, write_day
 
 from crash_aggregates.config import ConfigError, default_config, load_config, parse_config, to_toml
-from helpers import read_partition, run, run_process, write_day
 
 SPEC_DIMENSIONS = {
     "build_version": "environment.build.version",

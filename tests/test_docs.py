@@ -6,9 +6,9 @@ import re
 
 import click
 import pytest
+from helpers import REPO, run
 
 from crash_aggregates.cli import cli
-from helpers import REPO, run
 
 README = (REPO / "README.md").read_text()
 COMMANDS = sorted(cli.commands)

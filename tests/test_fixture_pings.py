@@ -16,7 +16,6 @@ import json
 from datetime import date
 
 import pytest
-
 from helpers import SHARED
 from pingcases import TIERS, Ignored, Processed, check, rules_for, stats
 

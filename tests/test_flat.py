@@ -8,17 +8,17 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import check_sidecar, run, write_day
 
 from crash_aggregates import flat, storage
 from crash_aggregates.storage import SCHEMA
-from helpers import check_sidecar, run, write_day
 
 DAY = "2016-03-05"
 
 
 def table(rows) -> pa.Table:
     """rows: (activity_date, dimensions as a list of pairs or None, stats as a list of pairs or None)."""
-    activity, dims, stats = zip(*rows) if rows else ((), (), ())
+    activity, dims, stats = zip(*rows, strict=True) if rows else ((), (), ())
     return pa.table(
         [pa.array(activity, pa.string()), pa.array(dims, SCHEMA[1].type), pa.array(stats, SCHEMA[2].type)],
         schema=SCHEMA,

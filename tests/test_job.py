@@ -13,7 +13,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from helpers import read_partition, read_report, run, run_process, write_day
 
 DAY = "2016-03-05"
@@ -280,7 +279,7 @@ def test_tasks_take_every_split_once_in_order():
         assert [s for task in tasks for s in task] == splits
         assert all(tasks)
         sizes = [sum(s.size for s in task) for task in tasks]
-        assert all(size <= MAX_TASK_BYTES or len(task) == 1 for size, task in zip(sizes, tasks))
+        assert all(size <= MAX_TASK_BYTES or len(task) == 1 for size, task in zip(sizes, tasks, strict=True))
 
 
 def test_plain_file_truncated_while_read_fails_the_date(tmp_path, monkeypatch):

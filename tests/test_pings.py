@@ -42,7 +42,6 @@ import json
 from datetime import date
 
 import pytest
-
 from pingcases import (
     BARE_CRASH,
     BARE_DIMS,
@@ -50,7 +49,6 @@ from pingcases import (
     CRASH,
     CRASH_DIMS,
     CRASH_STATS,
-    D,
     DEL,
     DIMENSIONS,
     HISTOGRAMS,
@@ -60,6 +58,7 @@ from pingcases import (
     REASONS,
     STAT_COLUMNS,
     TIERS,
+    D,
     Dup,
     Ignored,
     Processed,
@@ -1534,7 +1533,7 @@ def test_squares_are_summed_per_ping(tier):
     agg = DayAggregate()
     agg.add_lines(rules, lines)
     assert list(agg.aggregates) == [("2016-03-03", tuple(MAIN_DIMS.values()))]
-    sums = dict(zip(STAT_COLUMNS, agg.aggregates[("2016-03-03", tuple(MAIN_DIMS.values()))]))
+    sums = dict(zip(STAT_COLUMNS, agg.aggregates[("2016-03-03", tuple(MAIN_DIMS.values()))], strict=True))
     assert sums == {
         "ping_count": 2.0,
         "usage_hours": 3.0,

@@ -10,11 +10,11 @@ import math
 from datetime import date, datetime
 
 import pytest
+from sqldata import ROWS
 
 import crash_aggregates
 from crash_aggregates.sql import QueryError, prepare
 from crash_aggregates.sql.presto import joda_to_strftime, mysql_to_strftime
-from sqldata import ROWS, dataset  # noqa: F401  (fixture)
 
 CA = "crash_aggregates"
 
@@ -31,7 +31,7 @@ def same(a, b) -> bool:
             return True
         return a == pytest.approx(b, rel=1e-12)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return (
         a == b
         and type(a) is type(b)
@@ -41,7 +41,7 @@ def same(a, b) -> bool:
 
 def assert_rows(actual, expected):
     assert len(actual) == len(expected), f"{actual} != {expected}"
-    for got, want in zip(actual, expected):
+    for got, want in zip(actual, expected, strict=True):
         assert same(list(got), list(want)), f"{got} != {want}"
 
 
@@ -245,7 +245,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("sql, expected", CASES, ids=[c[0][:60] for c in CASES])
-def test_presto_query(dataset, sql, expected):  # noqa: F811
+def test_presto_query(dataset, sql, expected):
     assert_rows(rows(crash_aggregates.query(sql, dataset)), expected)
 
 
@@ -262,14 +262,14 @@ def test_expected_values_agree_with_the_rows():
     assert len({r["dimensions"].get("build_id") for r in ROWS} - {None}) == 5
 
 
-def test_unnamed_columns_are_named_as_presto_names_them(dataset):  # noqa: F811
+def test_unnamed_columns_are_named_as_presto_names_them(dataset):
     table = crash_aggregates.query(
         f"SELECT dimensions['channel'], count(*), activity_date, count(*) AS n FROM {CA} GROUP BY 1, 3", dataset
     )
     assert table.column_names == ["_col0", "_col1", "activity_date", "n"]
 
 
-def test_duckdb_dialect_runs_duckdb_sql(dataset):  # noqa: F811
+def test_duckdb_dialect_runs_duckdb_sql(dataset):
     table = crash_aggregates.query(
         f"SELECT 7 / 2 AS d, list_sort(map_keys(dimensions))[1] AS k FROM {CA} LIMIT 1", dataset, dialect="duckdb"
     )

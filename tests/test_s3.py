@@ -28,15 +28,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import zstandard
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
+from helpers import REPO, check_sidecar, read_partition, read_report, read_split_lines, run, run_process, write_day  # noqa: E402
+from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noqa: E402
+
 from crash_aggregates import location, storage  # noqa: E402
 from crash_aggregates.sources import list_input, plan_splits, read_lines  # noqa: E402
-from helpers import REPO, check_sidecar, read_split_lines, read_partition, read_report, run, run_process, write_day  # noqa: E402
-from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noqa: E402
 
 DAY = "2016-03-05"
 DATES = ("--min-submission-date", DAY, "--max-submission-date", DAY)
@@ -492,7 +492,8 @@ def test_local_runs_never_import_the_s3_layer(tmp_path):
         "from crash_aggregates.cli import cli\n"
         "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
         "assert CliRunner().invoke(cli, ['run', '--help']).exit_code == 0\n"
-        f"r = CliRunner().invoke(cli, ['run', '--input', {str(tmp_path / 'in')!r}, '--output', {str(tmp_path / 'out')!r},"
+        f"r = CliRunner().invoke(cli, ['run', '--input', {str(tmp_path / 'in')!r},"
+        f" '--output', {str(tmp_path / 'out')!r},"
         f" '--min-submission-date', '{DAY}', '--max-submission-date', '{DAY}', '--workers', '1'])\n"
         "assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in ('s3fs', 'fsspec', 'botocore', 'aiobotocore', 'boto3') if m in sys.modules))\n"

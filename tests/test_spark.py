@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import zstandard
+from helpers import SHARED, check_sidecar, read_partition, read_report, run, run_process, write_day
 
 from crash_aggregates.engines import EngineError
-from helpers import SHARED, check_sidecar, read_partition, read_report, run, run_process, write_day
 
 DAYS = ["2016-03-05", "2016-03-06", "2016-03-07"]
 REQUIRE_SPARK = os.environ.get("CRASH_AGGREGATES_REQUIRE_SPARK") == "1"
@@ -184,9 +183,9 @@ def bad_lines(rng: random.Random, day: str) -> list:
         ping(rng, day, "main", **{"payload.info.subsessionLength": None}),
         ping(rng, day, "main", **{"payload.info.subsessionLength": "3600"}),
         ping(rng, day, "main", **{"payload.info.subsessionLength": True}),
-        '{"type": "main", "meta": {"submissionDate": "%s", "docType": "main"}, "creationDate": "%sT00:00:00Z", '
-        '"environment": {"build": {"buildId": "20160301000000"}}, "payload": {"info": {"subsessionLength": 1e400}}}'
-        % (day.replace("-", ""), day),
+        '{{"type": "main", "meta": {{"submissionDate": "{}", "docType": "main"}}, "creationDate": "{}T00:00:00Z", '
+        '"environment": {{"build": {{"buildId": "20160301000000"}}}}, '
+        '"payload": {{"info": {{"subsessionLength": 1e400}}}}}}'.format(day.replace("-", ""), day),
         ping(rng, day, "main", payload=3),
         ping(rng, day, "main", **{"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.content.values.0": -3}),
         ping(rng, day, "main", **{"payload.keyedHistograms.SUBPROCESS_CRASHES_WITH_DUMP.plugin.values.0": "7"}),
@@ -602,7 +601,8 @@ def test_missing_pyspark_exit_2(tmp_path):
         sys.modules["pyspark"] = None  # as if the spark extra were not installed
         from crash_aggregates.cli import main
         sys.argv = ["crash-aggregates", "run", "--engine", "spark", "--input", {str(tmp_path / "in")!r},
-                    "--output", {str(tmp_path / "out")!r}, "--min-submission-date", "20160305", "--max-submission-date", "20160305"]
+                    "--output", {str(tmp_path / "out")!r},
+                    "--min-submission-date", "20160305", "--max-submission-date", "20160305"]
         main()
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -640,7 +640,8 @@ def test_package_zip_is_importable_alone(tmp_path):
 
     archive = package_zip(tmp_path / "crash_aggregates.zip")
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import crash_aggregates.spark_job, crash_aggregates.engines.spark as s; "
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import crash_aggregates.spark_job, crash_aggregates.engines.spark as s; "
         "assert '.zip' in s.__file__, s.__file__"
     )
     subprocess.run([sys.executable, "-c", code, archive], check=True, cwd=tmp_path)

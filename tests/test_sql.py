@@ -14,10 +14,10 @@ from datetime import datetime
 import duckdb
 import pytest
 from click.testing import CliRunner
+from sqldata import ROWS, add_corrupt_sidecar, original_queries, ratio
 
 import crash_aggregates
 from crash_aggregates.cli import cli
-from sqldata import ROWS, add_corrupt_sidecar, corrupt_dataset, dataset, original_queries, ratio  # noqa: F401  (fixtures)
 
 
 def sql(*args, input=None):
@@ -46,7 +46,7 @@ def close(a: float, b: float) -> bool:
 # -- the original README's queries, read from shared/ at test time -------------------
 
 
-def test_first_original_query_gives_crash_rates_per_channel(dataset):  # noqa: F811
+def test_first_original_query_gives_crash_rates_per_channel(dataset):
     query = original_queries()[0]
     totals = defaultdict(lambda: defaultdict(float))
     for r in ROWS:
@@ -69,15 +69,15 @@ def test_first_original_query_gives_crash_rates_per_channel(dataset):  # noqa: F
         "gmplugin_crash_rate",
     ]
     assert [row[0] for row in body] == ["nightly", "release", "beta", "aurora"]
-    for got, want in zip(body, expected):
+    for got, want in zip(body, expected, strict=True):
         assert got[0] == want[0]
-        assert all(close(float(g), w) for g, w in zip(got[1:], want[1:])), (got, want)
+        assert all(close(float(g), w) for g, w in zip(got[1:], want[1:], strict=True)), (got, want)
     # numbers stated by hand: release has 315 main crashes in 420,000 hours
     assert close(float(body[1][2]), 0.75)
     assert body[3][2:4] == ["Infinity", "NaN"]  # aurora: crashes but no usage hours, as Presto's doubles
 
 
-def test_third_original_query_gives_crash_rates_by_build_and_cohort(dataset):  # noqa: F811
+def test_third_original_query_gives_crash_rates_by_build_and_cohort(dataset):
     query = original_queries()[2]
     groups = defaultdict(lambda: [0.0, 0.0])
     for r in ROWS:
@@ -110,13 +110,13 @@ def test_third_original_query_gives_crash_rates_by_build_and_cohort(dataset):  #
     assert [g[0] for g in got] == sorted(g[0] for g in got)  # ORDER BY build_id
     got.sort(key=lambda row: (row[0], str(row[2])))
     assert len(got) == len(expected)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert g[0] == e[0] and g[2] == e[2]
         assert close(g[1], e[1]) and close(g[3], e[3])
     assert close(got[0][3], 250 / 130)
 
 
-def test_second_original_query_is_refused_with_what_and_where(dataset):  # noqa: F811
+def test_second_original_query_is_refused_with_what_and_where(dataset):
     query = original_queries()[1]
     message = one_line_error(sql("--data", str(dataset), query))
     assert "syntax error" in message
@@ -124,7 +124,7 @@ def test_second_original_query_is_refused_with_what_and_where(dataset):  # noqa:
     assert "'->>' is not a Presto operator" in message and "line 2, column 17" in message
 
 
-def test_second_original_query_in_a_real_process(dataset):  # noqa: F811
+def test_second_original_query_in_a_real_process(dataset):
     query = original_queries()[1]
     proc = subprocess.run(
         [sys.executable, "-m", "crash_aggregates.cli", "sql", "--data", str(dataset), "-"],
@@ -141,7 +141,7 @@ def test_second_original_query_in_a_real_process(dataset):  # noqa: F811
 # -- what is visible ------------------------------------------------------------------
 
 
-def test_only_published_partitions_and_named_files_are_visible(dataset):  # noqa: F811
+def test_only_published_partitions_and_named_files_are_visible(dataset):
     # on disk: an unpublished partition 2016-03-16 (no _SUCCESS) and a stale part
     # file in 2016-03-15 that its _SUCCESS does not name
     assert (dataset / "submission_date=2016-03-16" / "part-00000.parquet").exists()
@@ -154,7 +154,7 @@ def test_only_published_partitions_and_named_files_are_visible(dataset):  # noqa
     assert table.to_pylist() == [{"n": len(ROWS), "days": 2, "hidden": 0}]
 
 
-def test_schema_of_the_table(dataset):  # noqa: F811
+def test_schema_of_the_table(dataset):
     table = crash_aggregates.query("DESCRIBE crash_aggregates", dataset)
     assert [(r["column_name"], r["column_type"]) for r in table.to_pylist()] == [
         ("submission_date", "DATE"),
@@ -182,7 +182,7 @@ def test_an_empty_dataset_has_an_empty_table(tmp_path):
 @pytest.mark.parametrize(
     "what", ["count(*)", "sum(stats['usage_hours'])"]
 )  # the second one reads the sidecars where there are
-def test_a_filter_on_submission_date_does_not_open_other_partitions(corrupt_dataset, where, what):  # noqa: F811
+def test_a_filter_on_submission_date_does_not_open_other_partitions(corrupt_dataset, where, what):
     result = sql(
         "--data", str(corrupt_dataset), "--format", "csv", f"SELECT {what} AS n FROM crash_aggregates WHERE {where}"
     )
@@ -193,7 +193,7 @@ def test_a_filter_on_submission_date_does_not_open_other_partitions(corrupt_data
     assert csv_rows(result.stdout) == [["n"], [str(n)]]
 
 
-def test_a_corrupt_sidecar_only_disturbs_the_queries_that_read_it(dataset, tmp_path):  # noqa: F811
+def test_a_corrupt_sidecar_only_disturbs_the_queries_that_read_it(dataset, tmp_path):
     import shutil
 
     root = tmp_path / "data"
@@ -214,12 +214,12 @@ def test_a_corrupt_sidecar_only_disturbs_the_queries_that_read_it(dataset, tmp_p
     )
 
 
-def test_a_query_that_reads_a_corrupt_partition_fails_in_one_line(corrupt_dataset):  # noqa: F811
+def test_a_query_that_reads_a_corrupt_partition_fails_in_one_line(corrupt_dataset):
     message = one_line_error(sql("--data", str(corrupt_dataset), "SELECT count(*) FROM crash_aggregates"), code=1)
     assert message.startswith("Error: the query failed:") and "submission_date=2016-03-17" in message
 
 
-def test_a_published_partition_with_a_missing_file_is_reported(dataset, tmp_path):  # noqa: F811
+def test_a_published_partition_with_a_missing_file_is_reported(dataset, tmp_path):
     import json
     import shutil
 
@@ -266,14 +266,14 @@ REFUSED = [
 
 @pytest.mark.parametrize("dialect", ["presto", "duckdb"])
 @pytest.mark.parametrize("query, message", REFUSED, ids=[q for q, _ in REFUSED])
-def test_statements_that_write_or_reach_outside_are_refused(dataset, dialect, query, message):  # noqa: F811
+def test_statements_that_write_or_reach_outside_are_refused(dataset, dialect, query, message):
     result = sql("--data", str(dataset), "--dialect", dialect, "--format", "csv", query)
     line = one_line_error(result)
     assert message in line
     assert "root:" not in result.output
 
 
-def test_the_engine_itself_cannot_reach_files_or_change_settings(dataset):  # noqa: F811
+def test_the_engine_itself_cannot_reach_files_or_change_settings(dataset):
     """The second fence, without the statement checks: DuckDB's own settings."""
     conn = crash_aggregates.connect(dataset)
     try:
@@ -289,7 +289,7 @@ def test_the_engine_itself_cannot_reach_files_or_change_settings(dataset):  # no
         conn.close()
 
 
-def test_an_unfenced_connection_for_notebooks(dataset, tmp_path):  # noqa: F811
+def test_an_unfenced_connection_for_notebooks(dataset, tmp_path):
     other = tmp_path / "other.csv"
     other.write_text("channel,owner\nrelease,alice\n")
     conn = crash_aggregates.connect(dataset, fenced=False)
@@ -334,12 +334,12 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("query, message", ERRORS, ids=[q.replace("\n", " ")[:40] for q, _ in ERRORS])
-def test_errors_are_one_clear_line(dataset, query, message):  # noqa: F811
+def test_errors_are_one_clear_line(dataset, query, message):
     line = one_line_error(sql("--data", str(dataset), query))
     assert message in line, line
 
 
-def test_no_query_and_no_data_are_usage_errors(dataset, tmp_path, monkeypatch):  # noqa: F811
+def test_no_query_and_no_data_are_usage_errors(dataset, tmp_path, monkeypatch):
     monkeypatch.delenv("CRASH_AGGREGATES_CONFIG", raising=False)
     assert "no query" in one_line_error(sql("--data", str(dataset)))
     assert "no data" in one_line_error(sql("SELECT 1"))
@@ -355,21 +355,21 @@ SLOW = (
 HUGE = "SELECT x, y FROM UNNEST(sequence(1, 100000)) AS a(x) CROSS JOIN UNNEST(sequence(1, 100000)) AS b(y)"
 
 
-def test_a_query_is_stopped_at_its_time_limit(dataset):  # noqa: F811
+def test_a_query_is_stopped_at_its_time_limit(dataset):
     started = time.monotonic()
     message = one_line_error(sql("--data", str(dataset), "--timeout", "1", SLOW), code=1)
     assert "time limit of 1 s" in message
     assert time.monotonic() - started < 15
 
 
-def test_a_huge_streaming_result_is_stopped_at_its_time_limit(dataset):  # noqa: F811
+def test_a_huge_streaming_result_is_stopped_at_its_time_limit(dataset):
     started = time.monotonic()
     result = sql("--data", str(dataset), "--timeout", "1", "--format", "csv", HUGE)
     assert result.exit_code == 1 and "time limit" in result.stderr
     assert time.monotonic() - started < 15
 
 
-def test_first_rows_of_a_huge_result_without_holding_it(dataset):  # noqa: F811
+def test_first_rows_of_a_huge_result_without_holding_it(dataset):
     # 10^10 rows: only streaming can answer this in seconds
     started = time.monotonic()
     result = sql("--data", str(dataset), "--format", "csv", "--limit", "3", HUGE)
@@ -381,7 +381,7 @@ def test_first_rows_of_a_huge_result_without_holding_it(dataset):  # noqa: F811
     assert time.monotonic() - started < 30
 
 
-def test_python_api_time_limit(dataset):  # noqa: F811
+def test_python_api_time_limit(dataset):
     with pytest.raises(crash_aggregates.sql.QueryError, match="time limit"):
         crash_aggregates.query(SLOW, dataset, timeout=0.5)
 

@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from crash_aggregates.cli import cli
-from sqldata import corrupt_dataset, dataset  # noqa: F401  (fixtures)
 
 QUERY = (
     "SELECT activity_date, dimensions['e10s_cohort'] AS cohort, '' AS empty, "
@@ -31,7 +30,7 @@ def out(result) -> str:
     return result.stdout_bytes.decode("utf-8")
 
 
-def test_csv_is_rfc4180_with_a_header_and_null_as_an_empty_field(dataset):  # noqa: F811
+def test_csv_is_rfc4180_with_a_header_and_null_as_an_empty_field(dataset):
     result = run("--data", str(dataset), "--format", "csv", QUERY)
     assert result.exit_code == 0, result.output
     assert out(result).endswith("\r\n") and "\n" not in out(result).replace("\r\n", "")
@@ -50,7 +49,7 @@ def test_csv_is_rfc4180_with_a_header_and_null_as_an_empty_field(dataset):  # no
     assert out(result).splitlines()[2].startswith('2016-03-15,,"",0.0,')
 
 
-def test_json_is_one_object_per_line(dataset):  # noqa: F811
+def test_json_is_one_object_per_line(dataset):
     result = run("--data", str(dataset), "--format", "json", QUERY)
     assert result.exit_code == 0, result.output
     objects = [json.loads(line) for line in result.stdout.splitlines()]
@@ -60,13 +59,13 @@ def test_json_is_one_object_per_line(dataset):  # noqa: F811
     assert objects[0]["usage"] == 60000.0
 
 
-def test_json_writes_non_finite_numbers_as_null(dataset):  # noqa: F811
+def test_json_writes_non_finite_numbers_as_null(dataset):
     result = run("--data", str(dataset), "--format", "json", "SELECT 1.0E0 / 0 AS inf, 0.0E0 / 0 AS nan")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"inf": None, "nan": None}
 
 
-def test_table_is_readable(dataset):  # noqa: F811
+def test_table_is_readable(dataset):
     result = run("--data", str(dataset), QUERY)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -75,7 +74,7 @@ def test_table_is_readable(dataset):  # noqa: F811
     assert lines[-1] == "(2 rows)"
 
 
-def test_parquet_needs_an_output_file(dataset, tmp_path):  # noqa: F811
+def test_parquet_needs_an_output_file(dataset, tmp_path):
     result = run("--data", str(dataset), "--format", "parquet", QUERY)
     assert result.exit_code == 2 and "--output" in result.stderr
     out = tmp_path / "answer.parquet"
@@ -87,7 +86,7 @@ def test_parquet_needs_an_output_file(dataset, tmp_path):  # noqa: F811
     assert dict(table.column("dimensions").to_pylist()[1])["channel"] == "aurora"
 
 
-def test_output_file_is_only_replaced_by_a_query_that_succeeds(corrupt_dataset, tmp_path):  # noqa: F811
+def test_output_file_is_only_replaced_by_a_query_that_succeeds(corrupt_dataset, tmp_path):
     target = tmp_path / "answer.csv"
     target.write_text("previous answer\n")
     result = run(
@@ -109,7 +108,7 @@ def test_output_file_is_only_replaced_by_a_query_that_succeeds(corrupt_dataset, 
     assert target.read_bytes() == b"n\r\n5\r\n"
 
 
-def test_limit(dataset):  # noqa: F811
+def test_limit(dataset):
     result = run(
         "--data",
         str(dataset),
@@ -122,7 +121,7 @@ def test_limit(dataset):  # noqa: F811
     assert out(result) == "activity_date\r\n2016-03-12\r\n2016-03-13\r\n"
 
 
-def test_query_from_a_file_or_standard_input(dataset, tmp_path):  # noqa: F811
+def test_query_from_a_file_or_standard_input(dataset, tmp_path):
     query_file = tmp_path / "q.sql"
     query_file.write_text("-- how many\nSELECT count(*) AS n\nFROM crash_aggregates\n")
     assert out(run("--data", str(dataset), "--format", "csv", "--file", str(query_file))) == "n\r\n11\r\n"
@@ -134,7 +133,7 @@ def test_query_from_a_file_or_standard_input(dataset, tmp_path):  # noqa: F811
     assert missing.exit_code == 2 and "cannot read" in missing.stderr
 
 
-def test_data_defaults_to_the_configured_output(dataset, tmp_path):  # noqa: F811
+def test_data_defaults_to_the_configured_output(dataset, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'[data]\noutput = "{dataset}"\n')
     result = run("--config", str(config), "--format", "csv", "SELECT count(*) AS n FROM crash_aggregates")
@@ -145,7 +144,7 @@ def test_data_defaults_to_the_configured_output(dataset, tmp_path):  # noqa: F81
     assert run("--config", str(bad), "SELECT 1").exit_code == 2
 
 
-def test_the_example_queries_of_the_repository_run(dataset):  # noqa: F811
+def test_the_example_queries_of_the_repository_run(dataset):
     from pathlib import Path
 
     examples = Path(__file__).resolve().parents[1] / "examples"

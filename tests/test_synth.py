@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import zstandard
 from click.testing import CliRunner
+from helpers import SHARED
 
 from crash_aggregates.cli import cli
 from crash_aggregates.config import default_config
 from crash_aggregates.pings import REASONS, PingRules
-from helpers import SHARED
 from crash_aggregates.synth import BAD_KINDS, CHANNELS, builds, generate, regression_build_id
 
 DAYS = [date(2016, 3, 9), date(2016, 3, 10)]
@@ -251,8 +251,8 @@ def processed(root: Path, day: date):
     """(activity date, dimensions, stats) of every processed ping of a day; absent dimensions are None."""
     for _, outcome in evaluated(root, day):
         if outcome.reason is None:
-            dims = dict(zip(DIMENSIONS, outcome.key[1]))
-            yield outcome.key[0], dims, dict(zip(STATS, outcome.values))
+            dims = dict(zip(DIMENSIONS, outcome.key[1], strict=True))
+            yield outcome.key[0], dims, dict(zip(STATS, outcome.values, strict=True))
 
 
 def test_shape_of_the_data(small):
@@ -301,7 +301,7 @@ def test_builds_advance_day_by_day():
         ids = [b.build_id for b in newest]
         assert all(len(i) == 14 and i.isdigit() for i in ids)
         assert ids == sorted(ids)
-        changes = sum(a != b for a, b in zip(ids, ids[1:]))
+        changes = sum(a != b for a, b in zip(ids, ids[1:], strict=True))
         expected = {"nightly": 59, "beta": (8, 9), "release": (4, 5), "esr": (1, 2)}[channel]
         assert changes == expected if channel == "nightly" else changes in expected, channel
     assert builds("release", date(2016, 3, 9))[0][0].version == "45.0"

@@ -15,11 +15,11 @@ import random
 from datetime import date
 
 import pytest
+from helpers import SHARED
+from pingcases import CRASH, MAIN, encode, rules_for
 
 from crash_aggregates.config import default_config
 from crash_aggregates.pings import PingRules
-from helpers import SHARED
-from pingcases import CRASH, MAIN, encode, rules_for
 
 D = date(2016, 3, 15)
 FIXTURES = sorted((SHARED / "fixtures").glob("*.pass.json"))
@@ -103,8 +103,9 @@ LOOKALIKES = [b'"1"', b"1", b"1.0", b"1e0", b"10E-1", b"true", b"false", b"0", b
               b"null", b'""', b'"True"', b"1e400", b"12345678901234567890", b'"20160303000000"',
               b'"2016030300000\\u0030"', b"20160303000000", b'"main"', b'"crash"', b'"m\\u0061in"']  # fmt: skip
 # A dimension, and the leaves the rules read first.
-LOOKALIKE_PATHS = [("application", "channel"), ("environment", "settings", "e10sEnabled"), ("environment", "build", "buildId"),
-                   ("meta", "docType"), ("type",), ("payload", "processType"), ("meta", "submissionDate")]  # fmt: skip
+LOOKALIKE_PATHS = [("application", "channel"), ("environment", "settings", "e10sEnabled"),
+                   ("environment", "build", "buildId"), ("meta", "docType"), ("type",), ("payload", "processType"),
+                   ("meta", "submissionDate")]  # fmt: skip
 
 
 def _with_raw(doc: dict, path: tuple, raw: bytes) -> bytes:
@@ -126,7 +127,7 @@ def test_remembered_signatures_answer_like_the_first_time():
     lines = [_with_raw(base, path, raw) for base in (MAIN, CRASH) for path in LOOKALIKE_PATHS for raw in LOOKALIKES]
     first = [fast.evaluate(line) for line in lines]
     assert len(fast._known) > len(LOOKALIKES)  # most of them were remembered
-    for line, outcome in zip(lines, first):
+    for line, outcome in zip(lines, first, strict=True):
         assert fast.evaluate(line) == outcome == generic.evaluate(line), line
 
 

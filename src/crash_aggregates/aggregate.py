@@ -7,8 +7,9 @@ Every engine builds these from lines with ``add_lines`` and combines them with
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from operator import add
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .pings import REASONS, PingRules
 
@@ -53,7 +54,7 @@ class DayAggregate:
             # With the C scanner, which checks UTF-8 itself, the blocks are not scanned for ASCII.
             self.add_lines(rules, batch.lines, rules.checks_utf8 or batch.ascii)
 
-    def merge(self, other: "DayAggregate") -> "DayAggregate":
+    def merge(self, other: DayAggregate) -> DayAggregate:
         """Add another partial into this one (in place) and return self."""
         aggregates = self.aggregates
         for key, values in other.aggregates.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import click
 
@@ -50,7 +50,7 @@ def parse_date(text: str) -> date:
 
 
 def yesterday() -> date:
-    return datetime.now(timezone.utc).date() - timedelta(days=1)
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def date_range(min_date: str | None, max_date: str | None) -> list[date]:
@@ -113,13 +113,19 @@ def cli():
     "--input",
     "input_path",
     metavar="PATH",
-    help="Root of the pings, a folder or s3://bucket/prefix: PATH/submission_date=YYYY-MM-DD/*.ndjson[.gz|.zst]. Default: [data] input of the config.",
+    help=(
+        "Root of the pings, a folder or s3://bucket/prefix: PATH/submission_date=YYYY-MM-DD/*.ndjson[.gz|.zst]. "
+        "Default: [data] input of the config."
+    ),
 )
 @click.option(
     "--output",
     "output_path",
     metavar="PATH",
-    help="Root of the aggregates, a folder or s3://bucket/prefix: one partition per date is written under it. Default: [data] output of the config.",
+    help=(
+        "Root of the aggregates, a folder or s3://bucket/prefix: one partition per date is written under it. "
+        "Default: [data] output of the config."
+    ),
 )
 @click.option(
     "--min-submission-date",
@@ -143,7 +149,10 @@ def cli():
 @click.option(
     "--spark-master",
     metavar="URL",
-    help="Spark master for --engine spark (local[4], yarn, spark://host:7077, k8s://...). Default: what spark-submit or the Spark configuration gives, else local[*].",
+    help=(
+        "Spark master for --engine spark (local[4], yarn, spark://host:7077, k8s://...). "
+        "Default: what spark-submit or the Spark configuration gives, else local[*]."
+    ),
 )
 @click.option(
     "--workers",
@@ -154,7 +163,10 @@ def cli():
 @click.option(
     "--allow-corrupt-files",
     is_flag=True,
-    help="Use the readable lines of a truncated or corrupt compressed file instead of failing the date; such files are listed under corrupt_files in _report.json.",
+    help=(
+        "Use the readable lines of a truncated or corrupt compressed file instead of failing the date; "
+        "such files are listed under corrupt_files in _report.json."
+    ),
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
 def run(
@@ -246,7 +258,8 @@ SQL_EXIT_CODES_HELP = """\b
 Exit codes:
   0  the answer was written
   1  the query started but failed (time limit, unreadable data file, a value that cannot be converted)
-  2  the query was refused or is wrong (syntax, unknown column/function/table, writing, files outside the dataset), or bad arguments"""
+  2  the query was refused or is wrong (syntax, unknown column/function/table, writing,
+     files outside the dataset), or bad arguments"""
 
 
 @cli.command("sql", epilog=SQL_EXIT_CODES_HELP)

@@ -21,7 +21,6 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-
 #: Per-ping values computed by the rules in ``pings.py`` (SPEC section 5).
 BUILTIN_STATS = ("ping_count", "usage_hours", "main_crashes")
 

@@ -22,6 +22,11 @@ so Hive, Trino, Spark and Athena, which skip ``_`` files, do not see it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: pyarrow is imported where tables are built
+    import pyarrow as pa
+
 # pyarrow is imported where the tables are built, so that the names and
 # manifests here cost no import (storage reads them before any publish).
 

@@ -15,16 +15,15 @@ import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import click
 
-from . import __version__
-from . import location
+from . import __version__, location
 from .config import Config
+from .engines import EngineError
 from .location import StorageError
 from .sources import CorruptInput, NoInput, list_input, plan_splits
-from .engines import EngineError
 from .storage import aggregates_table, clean_staging, load_writer, publish_partition
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
@@ -141,7 +140,7 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
         "dimensions": [d.name for d in config.dimensions],
         "stats": config.stat_columns(),
         "version": __version__,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_seconds": round(time.perf_counter() - started, 3),
     }
     table = aggregates_table(partial.aggregates, [d.name for d in config.dimensions], config.stat_columns())

@@ -51,8 +51,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO
 
 
 def partition_name(day) -> str:
@@ -313,7 +314,10 @@ def explain(exc: BaseException, url: str = "") -> str:
         )
     if code in DENIED_CODES or (code is None and isinstance(exc, PermissionError)):
         detail = code if code and code != "403" else "HTTP 403"
-        return f"access denied ({detail}{on}): the credentials in use lack the permission (see the README, section Permissions, for the policy), or are invalid"
+        return (
+            f"access denied ({detail}{on}): the credentials in use lack the permission "
+            "(see the README, section Permissions, for the policy), or are invalid"
+        )
     if code == "PreconditionFailed" or type(exc).__name__ == "FileExpired":
         return "the object changed while it was being read (its ETag no longer matches): run again"
     if code in ("NoSuchBucket",):
@@ -322,7 +326,10 @@ def explain(exc: BaseException, url: str = "") -> str:
         if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
             return "no AWS credentials found (environment, AWS_PROFILE and ~/.aws files, or an instance role)"
         if isinstance(exc, bx.EndpointConnectionError) or isinstance(exc, bx.ConnectTimeoutError):
-            return f"cannot reach the S3 endpoint {_endpoint_of(exc)} after {_max_attempts()} attempts ({type(exc).__name__})"
+            return (
+                f"cannot reach the S3 endpoint {_endpoint_of(exc)} "
+                f"after {_max_attempts()} attempts ({type(exc).__name__})"
+            )
         if isinstance(exc, bx.ReadTimeoutError):
             return f"the S3 endpoint {_endpoint_of(exc)} did not answer in time, also when retried with backoff"
         if isinstance(exc, bx.BotoCoreError):

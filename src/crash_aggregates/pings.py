@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import partial
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -203,7 +204,7 @@ def _build_schema(paths: list[tuple[str, ...]]):
     root = make(_path_trie(paths), "n0", "    ")
     lines.append("    return out")
     namespace: dict = {}
-    exec("\n".join(lines), namespace)  # noqa: S102 - code built above from the config's paths
+    exec("\n".join(lines), namespace)  # code built above from the config's paths
     extract = namespace["extract"]
     extract.source = "\n".join(lines)
     return root, extract
@@ -424,7 +425,7 @@ class PingRules:
     def _dimension_conversions(self, types: tuple) -> list[tuple[int, Callable]]:
         """Which dimension values of a ping with these value types need converting, and how."""
         convert = []
-        for i, (kind, absent) in enumerate(zip(types, self._dim_absent)):
+        for i, (kind, absent) in enumerate(zip(types, self._dim_absent, strict=False)):
             if kind is bool and not absent:
                 convert.append((i, _BOOL_TEXT.__getitem__))  # dimension_value's answer, as a C call
             elif absent or kind not in (str, type(None)):

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import zstandard
 from isal import isal_zlib
@@ -141,7 +142,7 @@ def _list_s3_input(root: str, day: date) -> list[InputFile]:
     if sized:
         with s3_errors(folder, "read"):
             got = fs.cat_ranges(sized, [0] * len(sized), [4] * len(sized), on_error="return")
-        for url, head in zip(sized, got):
+        for url, head in zip(sized, got, strict=False):
             if isinstance(head, BaseException):
                 raise location.storage_error(url, head, "read")
             heads[url] = head

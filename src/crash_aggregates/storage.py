@@ -82,21 +82,25 @@ Writers of input (the generator) use ``location.open_output`` and
 from __future__ import annotations
 
 import ctypes
-import functools
 import ctypes.util
+import functools
 import json
 import os
 import re
 import shutil
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from . import flat, location
 from .location import StorageError, is_s3, partition_name, s3_errors
+
+if TYPE_CHECKING:  # annotations only: pyarrow is imported where tables are built
+    import pyarrow as pa
 
 SUCCESS = "_SUCCESS"
 REPORT = "_report.json"
@@ -168,7 +172,7 @@ def aggregates_table(aggregates: dict, dimension_names: list[str], stat_columns:
     offsets, keys, values, sums = [0], [], [], []
     for i in order:
         (_, dims), row_sums = rows[i]
-        for name, value in zip(dimension_names, dims):
+        for name, value in zip(dimension_names, dims, strict=False):
             if value is not None:
                 keys.append(name)
                 values.append(value)
@@ -204,7 +208,7 @@ def new_version() -> str:
     >>> len(new_version()), new_version()[8]
     (30, 'T')
     """
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:7]}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:7]}"
 
 
 def success_document(day: date, files: list[str], version: str, report: dict, sidecar: dict | None = None) -> dict:
@@ -420,7 +424,7 @@ def _clean_s3(root: str, warn: WarnFn | None) -> list[str]:
     fs = location.s3_filesystem()
     partitions = _partitions(root, location.list_objects(root))
     manifests = _read_markers(fs, root, partitions)
-    cutoff = datetime.now(timezone.utc) - LEFTOVER_AGE
+    cutoff = datetime.now(UTC) - LEFTOVER_AGE
     removed = []
     for part, objects in sorted(partitions.items()):
         keep = manifests[part].names() if part in manifests else None

@@ -265,7 +265,7 @@ _COMPOSITOR_TABLES = {name: _table(*pair) for name, pair in _COMPOSITORS.items()
 
 @functools.lru_cache(maxsize=512)
 def _build_table(channel: str, day: date) -> tuple[tuple, tuple]:
-    return _table(*zip(*builds(channel, day)))
+    return _table(*zip(*builds(channel, day), strict=False))
 
 
 def _uuid(rng: random.Random) -> str:

@@ -15,9 +15,9 @@ import multiprocessing as mp
 import os
 import queue
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from datetime import date
-from typing import Callable
 
 from ..aggregate import DayAggregate
 from ..config import Config

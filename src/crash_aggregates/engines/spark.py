@@ -48,9 +48,9 @@ import sys
 import tempfile
 import threading
 import zipfile
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 from ..aggregate import DayAggregate
 from ..config import Config
@@ -159,7 +159,7 @@ def start(master: str | None = None):
                 os.environ["PYSPARK_PYTHON"] = sys.executable
     try:
         session = builder.getOrCreate()
-    except Exception as e:  # noqa: BLE001 - py4j and pyspark raise many kinds
+    except Exception as e:  # py4j and pyspark raise many kinds
         where = f" with master {master}" if master else ""
         raise SparkUnavailable(f"cannot start Spark{where}: {one_line(e)}") from None
     if creating and not _is_local(session.sparkContext.master):
@@ -335,7 +335,7 @@ def aggregate_day(
     master: str | None = None,
     allow_corrupt: bool = False,
     progress: ProgressFn | None = None,
-    workers: int | None = None,  # noqa: ARG001 - same signature as the embedded engine; Spark decides
+    workers: int | None = None,  # same signature as the embedded engine; Spark decides
     prepare: Callable[[], object] | None = None,
 ) -> DayAggregate:
     """Aggregate every split of a day on Spark; raises CorruptInput unless ``allow_corrupt``."""
@@ -354,7 +354,7 @@ def aggregate_day(
     with _Progress(read_bytes, read_pings, progress):
         try:
             rows = reduced.collect()
-        except Exception as e:  # noqa: BLE001 - a failed Spark job, reported in one line
+        except Exception as e:  # a failed Spark job, reported in one line
             raise EngineError(f"the Spark job failed: {one_line(e)}") from None
         finally:
             sc.setJobDescription(None)
@@ -420,7 +420,7 @@ def one_line(error: BaseException) -> str:
     if java is not None:
         try:
             text = str(java.getMessage()) or text
-        except Exception:  # noqa: BLE001 - the JVM may be gone
+        except Exception:  # the JVM may be gone
             pass
     if "Traceback (most recent call last)" in text:
         python = text.split("Traceback (most recent call last)", 1)[1].split("\n\tat ", 1)[0]

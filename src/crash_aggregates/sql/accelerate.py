@@ -53,7 +53,7 @@ def accelerate(tree: exp.Expression, columns: set[str]) -> exp.Expression | None
         return None  # a tree sqlglot cannot resolve: leave it as it is
     changed = False
     # Change the tree only after every scope was planned on the original one.
-    for scope, (brackets, tables) in plans:
+    for _scope, (brackets, tables) in plans:
         for bracket, column in brackets:
             bracket.replace(column)
         for table in tables:

@@ -33,10 +33,10 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .errors import EXIT_FAILED, EXIT_INVALID, QueryError, at
 
@@ -140,7 +140,8 @@ def _duckdb_path(file) -> str:
     text = str(file) if location.is_s3(file) else str(Path(file).resolve())
     if _GLOB_CHARS & set(text):
         raise QueryError(
-            f"cannot read {text}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} in a file name for a pattern"
+            f"cannot read {text}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} "
+            "in a file name for a pattern"
         )
     return text
 
@@ -363,7 +364,8 @@ def _relation(conn, duck_sql: str, fallback: str | None, deadline: _Deadline):
 # -- messages ------------------------------------------------------------------
 
 _PREFIX_RE = re.compile(
-    r"^(Binder|Catalog|Parser|Conversion|Invalid Input|Out of Range|IO|Permission|Not implemented|INTERRUPT|Invalid Error) Error: "
+    r"^(Binder|Catalog|Parser|Conversion|Invalid Input|Out of Range|IO|Permission|Not implemented|INTERRUPT"
+    r"|Invalid Error) Error: "
 )
 
 

@@ -107,7 +107,8 @@ def check_tokens(sql: str, tokens: list[Token]) -> None:
             and nxt.token_type == TokenType.STRING
         ):
             raise QueryError(
-                f"the file path '{nxt.text}' at {at(sql, nxt.start)} is refused: queries can only read the {TABLE} table"
+                f"the file path '{nxt.text}' at {at(sql, nxt.start)} is refused: "
+                f"queries can only read the {TABLE} table"
             )
 
 

@@ -23,7 +23,8 @@ import datetime as dt
 import decimal
 import json
 import math
-from typing import IO, Iterable
+from collections.abc import Iterable
+from typing import IO
 
 import pyarrow as pa
 
@@ -110,7 +111,7 @@ def text(value, typ: pa.DataType) -> str | None:
 
 
 def _rows(batch: pa.RecordBatch) -> Iterable[list]:
-    columns = [(col.to_pylist(), field.type) for col, field in zip(batch.columns, batch.schema)]
+    columns = [(col.to_pylist(), field.type) for col, field in zip(batch.columns, batch.schema, strict=False)]
     for i in range(batch.num_rows):
         yield [(values[i], typ) for values, typ in columns]
 
@@ -157,7 +158,7 @@ def write_json(schema: pa.Schema, batches, out: IO[str], limit: int | None = Non
     for batch in _limited(batches, limit):
         lines = []
         for row in _rows(batch):
-            obj = {name: _plain(v, t, finite_only=True) for name, (v, t) in zip(names, row)}
+            obj = {name: _plain(v, t, finite_only=True) for name, (v, t) in zip(names, row, strict=False)}
             lines.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str))
         out.write("".join(line + "\n" for line in lines))
         n += batch.num_rows

@@ -535,7 +535,7 @@ def _unnest_map(node: exp.Unnest, arg_types: list) -> exp.Expression | None:
     elif offset:
         return None
     arrays: list[exp.Expression] = []
-    for arg, kind in zip(args, arg_types):
+    for arg, kind in zip(args, arg_types, strict=False):
         if kind == "map" or (kind is None and len(args) == 1 and len(columns) - bool(offset) == 2):
             arrays += [_call("MAP_KEYS", arg.copy()), _call("MAP_VALUES", arg.copy())]
         else:
@@ -552,9 +552,10 @@ def _unnest_map(node: exp.Unnest, arg_types: list) -> exp.Expression | None:
         )
     if len(columns) != len(arrays):
         raise QueryError(
-            f"UNNEST produces {len(arrays)} columns here but the alias {alias.name}({', '.join(columns)}) names {len(columns)}"
+            f"UNNEST produces {len(arrays)} columns here "
+            f"but the alias {alias.name}({', '.join(columns)}) names {len(columns)}"
         )
-    select = exp.select(*[exp.alias_(_call("UNNEST", a), c) for a, c in zip(arrays, columns)])
+    select = exp.select(*[exp.alias_(_call("UNNEST", a), c) for a, c in zip(arrays, columns, strict=False)])
     return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias.name or "_unnest")))
 
 
