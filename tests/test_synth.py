@@ -8,6 +8,7 @@ to what the generator's summary claims to have written.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from collections import Counter, defaultdict
 from datetime import date, timedelta
@@ -301,7 +302,7 @@ def test_builds_advance_day_by_day():
         ids = [b.build_id for b in newest]
         assert all(len(i) == 14 and i.isdigit() for i in ids)
         assert ids == sorted(ids)
-        changes = sum(a != b for a, b in zip(ids, ids[1:], strict=True))
+        changes = sum(a != b for a, b in itertools.pairwise(ids))
         expected = {"nightly": 59, "beta": (8, 9), "release": (4, 5), "esr": (1, 2)}[channel]
         assert changes == expected if channel == "nightly" else changes in expected, channel
     assert builds("release", date(2016, 3, 9))[0][0].version == "45.0"
