@@ -32,6 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 
 import crash_aggregates
+from crash_aggregates import flat
 from crash_aggregates.storage import SCHEMA, publish_partition
 
 STATS = [
@@ -139,7 +140,7 @@ def without_sidecars(root: Path, copy: Path) -> Path:
 def sizes(root: Path) -> tuple[int, int]:
     """Bytes of the part files and of the sidecars."""
     parts = sum(p.stat().st_size for p in root.glob("*/part-*.parquet"))
-    sidecars = sum(p.stat().st_size for p in root.glob("*/_flat*.parquet"))
+    sidecars = sum(p.stat().st_size for p in root.glob("*/_flat*") if flat.is_file_name(p.name))
     return parts, sidecars
 
 

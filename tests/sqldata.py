@@ -262,7 +262,9 @@ def add_corrupt_sidecar(root: Path, day: str = "2016-03-17") -> Path:
     folder = Path(root) / f"submission_date={day}"
     row = dict(ROWS[0], submission_date=day, activity_date=day)
     publish_partition(root, date.fromisoformat(day), table([row]), {"submission_date": day, "aggregates": 1})
-    (folder / "_flat.parquet").write_bytes(b"this is not a parquet file\n" * 10)
+    (folder / json.loads((folder / "_SUCCESS").read_text())["flat"]["file"]).write_bytes(
+        b"this is not a parquet file\n" * 10
+    )
     return folder
 
 

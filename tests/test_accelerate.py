@@ -359,7 +359,7 @@ def test_the_engine_fence_allows_the_named_sidecars_and_nothing_more(with_sideca
     root = tmp_path / "data"
     shutil.copytree(with_sidecars, root)
     named = storage.published(root)["2016-03-15"].sidecar.file
-    leftover = named.with_name("_flat-leftover.parquet")
+    leftover = named.with_name("_flat-leftover.parquet.sidecar")
     shutil.copyfile(named, leftover)
     conn = connect(root)
     try:

@@ -129,8 +129,8 @@ def test_the_job_writes_a_sidecar_that_matches_its_part_file(tmp_path):
     folder = tmp_path / "out" / f"submission_date={DAY}"
     success = json.loads((folder / "_SUCCESS").read_text())
     assert success["files"] == ["part-00000.parquet"]  # the data files alone, as before
-    assert success["flat"]["file"] == "_flat.parquet"
-    part, sidecar = pq.read_table(folder / "part-00000.parquet"), pq.read_table(folder / "_flat.parquet")
+    assert success["flat"]["file"] == "_flat.parquet.sidecar"
+    part, sidecar = pq.read_table(folder / "part-00000.parquet"), pq.read_table(folder / "_flat.parquet.sidecar")
     assert part.num_rows > 10
     check_sidecar(part, sidecar, success["flat"]["keys"])
     assert (
@@ -141,7 +141,7 @@ def test_the_job_writes_a_sidecar_that_matches_its_part_file(tmp_path):
     [partition] = storage.published(tmp_path / "out").values()
     assert partition.files == [folder / "part-00000.parquet"]
     assert partition.sidecar == storage.Sidecar(
-        folder / "_flat.parquet", {m: tuple(success["flat"]["keys"][m]) for m in flat.MAPS}
+        folder / "_flat.parquet.sidecar", {m: tuple(success["flat"]["keys"][m]) for m in flat.MAPS}
     )
 
 
@@ -161,6 +161,13 @@ MARKERS = {
         None,
     ),
     "a sidecar": (
+        {
+            "files": ["part-00000.parquet"],
+            "flat": {"file": "_flat.parquet.sidecar", "keys": {"dimensions": ["channel"]}},
+        },
+        ("_flat.parquet.sidecar", {"dimensions": ("channel",), "stats": ()}),
+    ),
+    "a sidecar as earlier versions named it": (
         {"files": ["part-00000.parquet"], "flat": {"file": "_flat.parquet", "keys": {"dimensions": ["channel"]}}},
         ("_flat.parquet", {"dimensions": ("channel",), "stats": ()}),
     ),

@@ -223,7 +223,7 @@ def test_killed_run_leaves_previous_partition(tmp_path):
         visible = [p.name for p in out.iterdir() if not p.name.startswith(".")]
         assert visible == [f"submission_date={DAY}"]
         names = sorted(p.name for p in (out / f"submission_date={DAY}").iterdir())
-        assert names == ["_SUCCESS", "_flat.parquet", "_report.json", "part-00000.parquet"]
+        assert names == ["_SUCCESS", "_flat.parquet.sidecar", "_report.json", "part-00000.parquet"]
     # The next run removes what the killed ones left aside and publishes.
     result = run_day(tmp_path)
     assert result.exit_code == 0

@@ -32,7 +32,25 @@ import pytest
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-from helpers import REPO, check_sidecar, read_partition, read_report, read_split_lines, run, run_process, write_day  # noqa: E402
+from helpers import (  # noqa: E402
+    READER_DAYS,
+    REPO,
+    check_sidecar,
+    doubled,
+    duckdb_totals,
+    part_file_totals,
+    publish_with_job,
+    read_partition,
+    read_report,
+    read_split_lines,
+    run,
+    run_process,
+    run_snippet,
+    same_totals,
+    snippets,
+    sql_totals,
+    write_day,
+)
 from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noqa: E402
 
 from crash_aggregates import location, storage  # noqa: E402
@@ -190,7 +208,7 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert s3.fs.cat_file(part) == local_bytes  # the very same Parquet bytes
     # The sidecar is versioned like the data file and named in _SUCCESS.
     success = json.loads(s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", "_SUCCESS")))
-    sidecar = f"_flat-{success['version']}.parquet"
+    sidecar = f"_flat-{success['version']}.parquet.sidecar"
     assert location.name(part) == f"part-{success['version']}-00000.parquet"
     names = s3.keys("aggregates")
     assert names == sorted(
@@ -199,7 +217,7 @@ def test_s3_round_trip_equals_local(s3, tmp_path, monkeypatch):
     assert success["files"] == [location.name(part)] and success["report"] == s3_report
     assert success["flat"]["file"] == sidecar
     assert storage.published(root)[DAY].sidecar.file == s3.url("aggregates", f"submission_date={DAY}", sidecar)
-    local_sidecar = tmp_path / "out" / f"submission_date={DAY}" / "_flat.parquet"
+    local_sidecar = tmp_path / "out" / f"submission_date={DAY}" / "_flat.parquet.sidecar"
     assert s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", sidecar)) == local_sidecar.read_bytes()
     check_sidecar(pq.read_table(io.BytesIO(local_bytes)), pq.read_table(local_sidecar), success["flat"]["keys"])
     assert json.loads(s3.fs.cat_file(s3.url("aggregates", f"submission_date={DAY}", "_report.json"))) == s3_report
@@ -387,9 +405,11 @@ def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch
     body = s3.fs.cat_file(named)
     dead = s3.url("out", f"submission_date={DAY}", "part-20160101T000000000000Z-dead000-00000.parquet")
     orphan = s3.url("out", "submission_date=2016-03-01", "part-20160101T000000000000Z-dead000-00000.parquet")
-    dead_sidecar = s3.url("out", f"submission_date={DAY}", "_flat-20160101T000000000000Z-dead000.parquet")
+    dead_sidecar = s3.url("out", f"submission_date={DAY}", "_flat-20160101T000000000000Z-dead000.parquet.sidecar")
+    # A leftover of a run of an earlier version, which named sidecars *.parquet.
+    dead_legacy = s3.url("out", f"submission_date={DAY}", "_flat-20160101T000000000000Z-dead001.parquet")
     named_sidecar = storage.published(out)[DAY].sidecar.file
-    for url in (dead, orphan, dead_sidecar):
+    for url in (dead, orphan, dead_sidecar, dead_legacy):
         s3.fs.pipe_file(url, body)
     assert storage.published_partitions(out) == {DAY: [named]}  # readers ignore them
     assert storage.published(out)[DAY].sidecar.file == named_sidecar
@@ -398,13 +418,14 @@ def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch
     result = run("run", "--input", s3.url("in"), "--output", out, *other)
     assert result.exit_code == 0, result.output
     assert (
-        s3.fs.exists(dead) and s3.fs.exists(orphan) and s3.fs.exists(dead_sidecar)
+        s3.fs.exists(dead) and s3.fs.exists(orphan) and s3.fs.exists(dead_sidecar) and s3.fs.exists(dead_legacy)
     )  # too recent: may belong to a run still uploading
     monkeypatch.setattr(storage, "LEFTOVER_AGE", timedelta(0))
     result = run("run", "--input", s3.url("in"), "--output", out, *other)
     assert result.exit_code == 0, result.output
     assert "left behind by an interrupted run" in result.output
     assert not s3.fs.exists(dead) and not s3.fs.exists(orphan) and not s3.fs.exists(dead_sidecar)
+    assert not s3.fs.exists(dead_legacy)
     assert storage.published_partitions(out) == {
         DAY: [named],
         "2016-03-06": storage.published_partitions(out)["2016-03-06"],
@@ -716,3 +737,144 @@ def test_spark_engine_reads_s3_input(s3, tmp_path):
     report = storage.read_report(s3.url("spark"), date(2016, 3, 5))
     assert report["engine"] == "spark"
     assert counters(report) == counters(read_report(tmp_path / "embedded", DAY))
+
+
+# -- the layout of earlier versions, and `crash-aggregates migrate` ------------------------
+
+
+def s3_glob_totals(root: str) -> dict:
+    """What DuckDB makes of ``root/*/*.parquet`` on S3 (through the project's S3 filesystem)."""
+    import duckdb
+
+    conn = duckdb.connect(":memory:")
+    storage.register_duckdb(conn, root)
+    return duckdb_totals(f"{root}/*/*.parquet", conn)
+
+
+def s3_legacy_layout(s3: S3, root: str, dead: str | None = None) -> dict[str, dict]:
+    """Each partition's sidecar named as earlier versions named it (``_flat-<version>.parquet``).
+
+    ``dead``: a date that also gets a sidecar a killed run of such a version
+    left, older than its ``_SUCCESS``. Returns each date's ``_SUCCESS`` document.
+    """
+    docs = {}
+    for day in READER_DAYS:
+        folder = s3.url(root.split("/", 3)[3], f"submission_date={day}")
+        doc = json.loads(s3.fs.cat_file(f"{folder}/_SUCCESS"))
+        legacy = doc["flat"]["file"].removesuffix(".sidecar")
+        s3.fs.copy(f"{folder}/{doc['flat']['file']}", f"{folder}/{legacy}")
+        s3.fs.rm(f"{folder}/{doc['flat']['file']}")
+        if day == dead:
+            s3.fs.pipe_file(
+                f"{folder}/_flat-20160101T000000000000Z-dead000.parquet", s3.fs.cat_file(f"{folder}/{legacy}")
+            )
+        doc["flat"]["file"] = legacy
+        s3.fs.pipe_file(f"{folder}/_SUCCESS", (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        docs[day] = doc
+    return docs
+
+
+def test_migrate_on_s3(s3, tmp_path, monkeypatch):
+    local = publish_with_job(tmp_path)
+    expected = part_file_totals(local)
+    root = publish_with_job(tmp_path, output=s3.url("aggregates"))
+    assert same_totals(sql_totals(root), expected)
+    assert same_totals(s3_glob_totals(root), expected)  # the current layout: invisible to globs on S3 too
+
+    docs = s3_legacy_layout(s3, root, dead=READER_DAYS[2])
+    sidecars = {
+        day: s3.fs.cat_file(s3.url("aggregates", f"submission_date={day}", doc["flat"]["file"]))
+        for day, doc in docs.items()
+    }
+    assert same_totals(sql_totals(root), expected)
+    globbed = s3_glob_totals(root)
+    assert same_totals({d: globbed[d] for d in READER_DAYS[:2]}, doubled({d: expected[d] for d in READER_DAYS[:2]}))
+    assert globbed[READER_DAYS[2]]["aggregates"] == 3 * expected[READER_DAYS[2]]["aggregates"]  # and the dead one
+
+    # Running the job again for a date publishes the current layout, and deletes the old sidecar.
+    again = ("--min-submission-date", READER_DAYS[0], "--max-submission-date", READER_DAYS[0])
+    result = run("run", "--input", tmp_path / "pings", "--output", root, *again, "--workers", 1)
+    assert result.exit_code == 0, result.output
+    sidecar = location.name(storage.published(root)[READER_DAYS[0]].sidecar.file)
+    assert sidecar.endswith(".parquet.sidecar")
+    names = [location.name(k) for k in s3.keys(f"aggregates/submission_date={READER_DAYS[0]}")]
+    assert [n for n in names if n.startswith("_flat")] == [sidecar]
+
+    keys = s3.keys("aggregates")
+    result = run("migrate", "--data", root, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert s3.keys("aggregates") == keys
+    rename = [
+        f"submission_date={d}: renamed {docs[d]['flat']['file']} to {docs[d]['flat']['file']}.sidecar"
+        for d in READER_DAYS[1:]
+    ]
+    dead = (
+        f"submission_date={READER_DAYS[2]}: deleted _flat-20160101T000000000000Z-dead000.parquet, "
+        "which _SUCCESS does not name"
+    )
+    assert result.stdout.splitlines() == [
+        rename[0].replace("renamed", "would rename"),
+        rename[1].replace("renamed", "would rename"),
+        dead.replace("deleted", "would delete"),
+        "dry run: 2 partition(s) to migrate, 1 already in the current layout; nothing was changed",
+    ]
+
+    # With no more permissions than the documented policy gives the job.
+    import boto3
+
+    policy = documented_policy(s3.bucket)
+    for statement in policy["Statement"]:
+        statement.pop("Condition", None)  # moto does not evaluate s3:prefix (see above)
+    iam = boto3.client("iam", endpoint_url=s3.endpoint, region_name=REGION)
+    use_keys(monkeypatch, make_user(iam, f"migrate-{s3.bucket}", policy))
+    result = run("migrate", "--data", root)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        *rename,
+        dead,
+        "done: 2 partition(s) migrated, 1 already in the current layout",
+    ]
+    for day in READER_DAYS[1:]:
+        folder = s3.url("aggregates", f"submission_date={day}")
+        legacy = docs[day]["flat"]["file"]
+        assert sorted(location.name(k) for k in s3.keys(f"aggregates/submission_date={day}")) == sorted(
+            ["_SUCCESS", "_report.json", *docs[day]["files"], legacy + ".sidecar"]
+        )
+        doc = json.loads(s3.fs.cat_file(f"{folder}/_SUCCESS"))
+        assert doc == {**docs[day], "flat": {**docs[day]["flat"], "file": legacy + ".sidecar"}}
+        assert s3.fs.cat_file(f"{folder}/{legacy}.sidecar") == sidecars[day]
+    assert same_totals(sql_totals(root), expected)
+    result = run("migrate", "--data", root)
+    assert result.exit_code == 0 and result.stdout == "done: 0 partition(s) migrated, 3 already in the current layout\n"
+    # The files _SUCCESS names, read as docs/readers.md shows.
+    [code] = snippets("While the job writes, and on S3", "python")
+    [(relation,)] = run_snippet(code.replace('"s3://bucket/aggregates"', repr(root)))[0]
+    assert {str(day): n for day, n in relation.fetchall()} == {d: found["aggregates"] for d, found in expected.items()}
+    # (fsspec's glob, under DuckDB, asks for more than the job's policy grants.)
+    use_keys(monkeypatch, s3.server.writer)
+    assert same_totals(s3_glob_totals(root), expected)
+
+    # A sidecar of the old name newer than _SUCCESS may belong to a run still uploading: it stays.
+    time.sleep(1.1)  # S3 times have a resolution of one second
+    newer = s3.url("aggregates", f"submission_date={READER_DAYS[1]}", "_flat-20990101T000000000000Z-busy000.parquet")
+    s3.fs.pipe_file(newer, b"PAR1")
+    result = run("migrate", "--data", root)
+    assert result.exit_code == 0 and result.stdout == "done: 0 partition(s) migrated, 3 already in the current layout\n"
+    assert s3.fs.exists(newer)
+
+
+def test_migrate_on_s3_without_permission_changes_nothing(s3, tmp_path, monkeypatch):
+    root = publish_with_job(tmp_path, output=s3.url("aggregates"))
+    expected = sql_totals(root)
+    s3_legacy_layout(s3, root)
+    keys = s3.keys("aggregates")
+    use_keys(monkeypatch, s3.server.reader)  # GetObject and ListBucket only
+    result = run("migrate", "--data", root)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: cannot migrate {s3.url('aggregates', f'submission_date={READER_DAYS[0]}')}: "
+        "access denied (AccessDenied on CopyObject): the credentials in use lack the permission "
+        "(see the README, section Permissions, for the policy), or are invalid"
+    ]
+    assert s3.keys("aggregates") == keys
+    assert same_totals(sql_totals(root), expected)

@@ -21,7 +21,23 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import SHARED, check_sidecar, read_partition, read_report, run, run_process, write_day
+from helpers import (
+    SHARED,
+    check_sidecar,
+    legacy_layout,
+    part_file_totals,
+    publish_with_job,
+    read_partition,
+    read_report,
+    run,
+    run_process,
+    run_snippet,
+    same_totals,
+    snippets,
+    sql_totals,
+    stat_names,
+    write_day,
+)
 
 from crash_aggregates.engines import EngineError
 
@@ -307,13 +323,13 @@ def test_spark_partitions_equal_embedded(spark_out, embedded_out):
         assert report["workers"] == 2  # local[2]
         folder = spark_out / f"submission_date={day}"
         names = sorted(p.name for p in folder.iterdir())
-        assert names == ["_SUCCESS", "_flat.parquet", "_report.json", "part-00000.parquet"]
+        assert names == ["_SUCCESS", "_flat.parquet.sidecar", "_report.json", "part-00000.parquet"]
         # The flat sidecar: the same rows as the Spark engine's part file, named in its _SUCCESS.
         success = json.loads((folder / "_SUCCESS").read_text())
-        assert success["flat"]["file"] == "_flat.parquet"
+        assert success["flat"]["file"] == "_flat.parquet.sidecar"
         check_sidecar(
             pq.read_table(folder / "part-00000.parquet"),
-            pq.read_table(folder / "_flat.parquet"),
+            pq.read_table(folder / "_flat.parquet.sidecar"),
             success["flat"]["keys"],
         )
     assert sorted(p.name for p in spark_out.iterdir()) == [f"submission_date={d}" for d in DAYS]
@@ -522,6 +538,40 @@ def test_spark_sql_reads_the_output(spark, spark_out):
         f"select sum(stats['usage_hours']) from crash_aggregates where submission_date = '{day}'"
     ).collect()
     assert math.isclose(total, sum(s["usage_hours"] for _, s in _rows(spark_out, day)), rel_tol=1e-9)
+
+
+def spark_totals(frame) -> dict:
+    """``{submission date: {"aggregates": rows, stat: sum}}`` of a DataFrame of the aggregates."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        frame.groupBy(F.col("submission_date").cast("string").alias("day"))
+        .agg(F.count("*").alias("aggregates"), *[F.sum(F.col("stats")[s]).alias(s) for s in stat_names()])
+        .collect()
+    )
+    return {r["day"]: {k: r[k] for k in ["aggregates", *stat_names()]} for r in rows}
+
+
+def test_spark_reads_a_published_folder_as_sql_does(spark, tmp_path):
+    """Spark on the folder and on a glob of it counts each aggregate once: the flat sidecars stay unread."""
+    root = publish_with_job(tmp_path)
+    totals = sql_totals(root)
+    assert same_totals(totals, part_file_totals(root))
+    assert same_totals(spark_totals(spark.read.parquet(str(root))), totals)
+    globbed = spark.read.option("basePath", str(root)).parquet(f"{root}/*/*.parquet")
+    assert same_totals(spark_totals(globbed), totals)
+    [[count]] = spark.sql(f"SELECT count(*) FROM parquet.`{root}`").collect()
+    assert count == sum(day["aggregates"] for day in totals.values())
+    # The snippet of docs/readers.md, as it is written.
+    [code] = snippets("Spark", "python")
+    _, names = run_snippet(code.replace('"/data/aggregates"', repr(str(root))), spark=spark)
+    assert same_totals(spark_totals(names["aggregates"]), totals)
+    # Spark skips files whose name starts with _, in a folder and in a glob alike: it read the
+    # layout of earlier versions (sidecar _flat.parquet) right too.
+    legacy_layout(root)
+    assert same_totals(spark_totals(spark.read.parquet(str(root))), totals)
+    globbed = spark.read.option("basePath", str(root)).parquet(f"{root}/*/*.parquet")
+    assert same_totals(spark_totals(globbed), totals)
 
 
 def _rows(root: Path, day: str):

@@ -210,7 +210,7 @@ def test_a_corrupt_sidecar_only_disturbs_the_queries_that_read_it(dataset, tmp_p
     assert (
         message.startswith("Error: the query failed:")
         and "submission_date=2016-03-17" in message
-        and "_flat.parquet" in message
+        and "_flat.parquet.sidecar" in message
     )
 
 

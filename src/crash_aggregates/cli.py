@@ -104,7 +104,8 @@ def cli():
     activity date and combination of dimensions) written as Hive-partitioned
     Parquet; `generate` writes realistic synthetic pings to try it on;
     `config` shows the dimensions and stats in force; `sql` queries the
-    aggregates (Presto SQL); `ddl` prints the table for Trino, Hive or Spark.
+    aggregates (Presto SQL); `ddl` prints the table for Trino, Hive or Spark;
+    `migrate` brings partitions of earlier versions to the current layout.
     """
 
 
@@ -186,7 +187,7 @@ def run(
     Every date from --min-submission-date to --max-submission-date is read from
     INPUT/submission_date=YYYY-MM-DD/ and written to
     OUTPUT/submission_date=YYYY-MM-DD/ (part-*.parquet, the flat sidecar
-    _flat.parquet that makes queries fast, _report.json, then _SUCCESS). A
+    _flat.parquet.sidecar that makes queries fast, _report.json, then _SUCCESS). A
     partition is replaced atomically: a run that dies leaves the previous
     version in place.
 
@@ -366,6 +367,55 @@ def ddl_cmd(dialect, location, table):
         click.echo(ddl(dialect, location, table), nl=False)
     except QueryError as e:
         raise QueryFailed(str(e), e.exit_code) from None
+
+
+@cli.command("migrate")
+@click.option(
+    "--data",
+    "data_path",
+    metavar="PATH",
+    help="Root of the aggregates, a folder or s3://bucket/prefix. Default: [data] output of the config.",
+)
+@click.option("--config", "config_path", metavar="FILE", help="TOML config whose [data] output is the default --data.")
+@click.option("--dry-run", is_flag=True, help="Print what would change, and change nothing.")
+def migrate_cmd(data_path, config_path, dry_run):
+    """Bring partitions published by earlier versions to the current layout.
+
+    Renames their flat sidecars from _flat.parquet (_flat-VERSION.parquet on
+    S3), which DuckDB and polars globs such as */*.parquet read as data,
+    counting every aggregate twice, to _flat.parquet.sidecar. Each partition
+    is switched by its _SUCCESS, so readers see it before or after, never in
+    between; running it again changes nothing. Prints one line per change
+    and a summary; do not run it while `run` writes to the same dates.
+    """
+    from .location import StorageError
+    from .migrate import migrate
+
+    if not data_path:
+        data_path = load_config_or_fail(config_path).output
+    if not data_path:
+        raise UsageError("no data: pass --data PATH or set [data] output in the config")
+    data_path = check_location("--data", data_path)
+    if not is_s3(data_path) and not os.path.isdir(data_path):
+        raise UsageError(f"no dataset at {data_path}: not a folder")
+
+    def progress(change):
+        for line in change.lines(dry_run):
+            click.echo(line)
+
+    try:
+        summary = migrate(data_path, dry_run=dry_run, progress=progress)
+    except StorageError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"cannot migrate {e.filename or data_path}: {e.strerror or e}") from None
+    done = "to migrate" if dry_run else "migrated"
+    click.echo(
+        f"{'dry run' if dry_run else 'done'}: {summary.migrated} partition(s) {done}, "
+        f"{summary.current} already in the current layout" + ("; nothing was changed" if dry_run else "")
+    )
+    if summary.skipped:
+        raise click.ClickException(f"{summary.skipped} partition(s) changed while migrating: run migrate again")
 
 
 @cli.command()

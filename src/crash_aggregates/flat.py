@@ -16,8 +16,26 @@ no such name can clash with a real column) and holding the map's value for
 that key, or NULL where the row's map lacks the key, i.e. exactly what the
 subscript answers.
 
-Its name starts with ``_`` (``_flat.parquet``; on S3 ``_flat-<version>.parquet``),
-so Hive, Trino, Spark and Athena, which skip ``_`` files, do not see it.
+Its name is ``_flat.parquet.sidecar`` (on S3 ``_flat-<version>.parquet.sidecar``):
+Parquet inside, and seen by no reader that finds a partition's data files by
+listing its folder, so that such readers count every aggregate once:
+
+- it starts with ``_``, which readers of a folder skip as metadata (Hive,
+  Trino, Spark, Athena, ``pyarrow.dataset`` and pandas; polars with
+  ``hidden_file_prefix="_"``), as they skip ``_SUCCESS`` and ``_report.json``;
+- it does not end in ``.parquet``, so globs such as ``*/*.parquet`` or
+  ``**/*.parquet`` (DuckDB's ``read_parquet``, polars' ``scan_parquet``, a
+  ``glob`` fed to pandas) do not match it.
+
+The name still says what the file is: the flat copy (``_flat``), in Parquet,
+riding along with the part files (``sidecar``). Our own readers open it by
+the name ``_SUCCESS`` records, never by a pattern.
+
+Earlier versions named it ``_flat.parquet`` (``_flat-<version>.parquet`` on
+S3), which those globs read as data: every aggregate counted twice. Their
+partitions still read right through ``_SUCCESS``; ``crash-aggregates
+migrate`` (``migrate.py``) renames their flat files to the current name,
+which is the old one plus ``.sidecar``.
 """
 
 from __future__ import annotations
@@ -33,21 +51,50 @@ if TYPE_CHECKING:  # annotations only: pyarrow is imported where tables are buil
 #: The map columns that get flat columns, in the order the flat columns follow.
 MAPS = ("dimensions", "stats")
 PREFIX = "_flat"
-SUFFIX = ".parquet"
+#: Parquet inside, but not ``.parquet`` at the end: globs for data files skip it.
+SUFFIX = ".parquet.sidecar"
+#: The ending earlier versions used, which ``*.parquet`` globs read as data.
+LEGACY_SUFFIX = ".parquet"
 
 
 def file_name(version: str | None = None) -> str:
     """The sidecar's file name: fixed on a local disk, one per version on S3.
 
     >>> file_name(), file_name("20160305T000000000000Z-abc1234")
-    ('_flat.parquet', '_flat-20160305T000000000000Z-abc1234.parquet')
+    ('_flat.parquet.sidecar', '_flat-20160305T000000000000Z-abc1234.parquet.sidecar')
     """
     return f"{PREFIX}-{version}{SUFFIX}" if version else PREFIX + SUFFIX
 
 
 def is_file_name(name: str) -> bool:
-    """Whether a file name is a sidecar's (either form of :func:`file_name`)."""
-    return name.endswith(SUFFIX) and (name == PREFIX + SUFFIX or name.startswith(PREFIX + "-"))
+    """Whether a file name is a sidecar's, as this version names them or as earlier ones did.
+
+    >>> [is_file_name(n) for n in ("_flat.parquet.sidecar", "_flat-v1.parquet", "_flatten.parquet", "part-0.parquet")]
+    [True, True, False, False]
+    """
+    for suffix in (SUFFIX, LEGACY_SUFFIX):
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            return stem == PREFIX or stem.startswith(PREFIX + "-")
+    return False
+
+
+def is_legacy_name(name: str) -> bool:
+    """Whether a file name is a sidecar's as earlier versions named them (``*.parquet``, read by globs).
+
+    >>> is_legacy_name("_flat.parquet"), is_legacy_name("_flat-v1.parquet"), is_legacy_name("_flat.parquet.sidecar")
+    (True, True, False)
+    """
+    return name.endswith(LEGACY_SUFFIX) and is_file_name(name)
+
+
+def current_name(legacy: str) -> str:
+    """The name this version gives the sidecar an earlier one named ``legacy``.
+
+    >>> current_name("_flat.parquet"), current_name("_flat-20160305T000000000000Z-abc1234.parquet")
+    ('_flat.parquet.sidecar', '_flat-20160305T000000000000Z-abc1234.parquet.sidecar')
+    """
+    return legacy[: -len(LEGACY_SUFFIX)] + SUFFIX
 
 
 def column_name(map_name: str, key: str) -> str:

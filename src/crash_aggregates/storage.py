@@ -2,8 +2,9 @@
 
 The output root is a local folder or an ``s3://bucket/prefix`` URL
 (``location.py``). A partition is ``<root>/submission_date=YYYY-MM-DD/``
-holding ``part-*.parquet``, the flat sidecar ``_flat*.parquet`` (the same
-rows with one plain column per map key, for fast queries: ``flat.py``),
+holding ``part-*.parquet``, the flat sidecar ``_flat*.parquet.sidecar`` (the
+same rows with one plain column per map key, for fast queries; named so
+that no ``*.parquet`` glob reads it: ``flat.py``),
 ``_report.json`` and ``_SUCCESS``.
 
 ``_SUCCESS`` is written last and is the partition's manifest, the same small
@@ -11,7 +12,7 @@ JSON document on a local disk and on S3::
 
     {"files": ["part-....parquet"], "submission_date": "2016-03-05",
      "version": "<run id>", "report": {... the _report.json of this version ...},
-     "flat": {"file": "_flat....parquet", "keys": {"dimensions": [...], "stats": [...]}}}
+     "flat": {"file": "_flat....parquet.sidecar", "keys": {"dimensions": [...], "stats": [...]}}}
 
 A reader of this project sees a partition only when it has ``_SUCCESS`` and
 reads exactly the files it names (an empty ``_SUCCESS``, as Hadoop writes,
@@ -28,10 +29,10 @@ old version or the new one, never a mix, and a run killed at any point leaves
 the old version complete. Hidden folders (leading ``.``) are skipped by Hive,
 Spark, Trino and DuckDB globs alike; a later run removes the ones a dead run
 left behind (:func:`clean_staging`). Data files keep the name
-``part-00000.parquet``, the sidecar ``_flat.parquet``.
+``part-00000.parquet``, the sidecar ``_flat.parquet.sidecar``.
 
 S3 (no rename there): every run is a version with its own file names,
-``part-<version>-00000.parquet`` and ``_flat-<version>.parquet``, where the
+``part-<version>-00000.parquet`` and ``_flat-<version>.parquet.sidecar``, where the
 version is the run's UTC start time and a random suffix. Publishing is
 
 1. upload the data files and the sidecar (new names: nothing a reader uses changes);
