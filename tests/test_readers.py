@@ -12,8 +12,16 @@ test_migrate.py).
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 from helpers import (
+    READER_DAYS,
     duckdb_totals,
     part_file_totals,
     publish_with_job,
@@ -24,7 +32,7 @@ from helpers import (
     stat_names,
 )
 
-from crash_aggregates import flat
+from crash_aggregates import flat, storage
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +177,43 @@ def test_docs_published_files_snippet(published):
     [(relation,)] = run_snippet(code)[0]
     got = {str(day): n for day, n in relation.fetchall()}
     assert got == {day: found["aggregates"] for day, found in totals.items()}
+
+
+def test_globs_count_once_while_the_job_writes_and_after_it_is_killed(published, tmp_path):
+    """DuckDB's and polars' globs look into the job's hidden staging folders: nothing there may match."""
+    import polars as pl
+
+    source, totals = published
+    root = tmp_path / "aggregates"
+    shutil.copytree(source, root)
+    day = READER_DAYS[1]
+    env = dict(os.environ, **{storage.PAUSE_ENV: "60"})  # the run waits before its _SUCCESS
+    args = ("run", "--input", source.parent / "pings", "--output", root, "--workers", 1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crash_aggregates.cli", *map(str, args)]
+        + ["--min-submission-date", day, "--max-submission-date", day],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(root.glob(f".staging-*/{storage.REPORT}")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never reached its pause"
+            time.sleep(0.1)
+        [staging] = [p for p in root.iterdir() if p.name.startswith(".")]
+        assert any(p.name.startswith("part-") for p in staging.iterdir())  # the new version is being written
+        for state in ("while the job writes", "after it was killed"):
+            for pattern in ("*/*.parquet", "**/*.parquet"):
+                assert same_totals(duckdb_totals(f"{root}/{pattern}"), totals), (state, pattern)
+                lazy = pl.scan_parquet(f"{root}/{pattern}", hive_partitioning=True)
+                assert same_totals(polars_totals(lazy), totals), (state, pattern)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert staging.is_dir()  # left for the next run to remove
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -26,10 +26,13 @@ no ``flat`` entry, and readers then use the part files alone.
 Local disk: a new version is written into a hidden sibling folder and
 swapped in with one ``renameat2(RENAME_EXCHANGE)`` call, so a reader sees the
 old version or the new one, never a mix, and a run killed at any point leaves
-the old version complete. Hidden folders (leading ``.``) are skipped by Hive,
-Spark, Trino and DuckDB globs alike; a later run removes the ones a dead run
-left behind (:func:`clean_staging`). Data files keep the name
-``part-00000.parquet``, the sidecar ``_flat.parquet.sidecar``.
+the old version complete. Hive, Spark and Trino skip hidden folders (leading
+``.``), but DuckDB's and polars' globs (``*/*.parquet``) look into them: the
+data file is written as ``part-00000.parquet.writing`` and renamed only just
+before the swap, so such globs do not count a partition being written, nor
+what a killed run left; a later run removes those folders
+(:func:`clean_staging`). Data files keep the name ``part-00000.parquet``, the
+sidecar ``_flat.parquet.sidecar``.
 
 S3 (no rename there): every run is a version with its own file names,
 ``part-<version>-00000.parquet`` and ``_flat-<version>.parquet.sidecar``, where the
@@ -107,6 +110,8 @@ SUCCESS = "_SUCCESS"
 REPORT = "_report.json"
 PARTITION_RE = re.compile(r"submission_date=(\d{4}-\d{2}-\d{2})\Z")
 STAGING_PREFIX = ".staging-"
+#: Ending of a local data file while its staging folder is written (not ``.parquet``: globs skip it).
+WRITING = ".writing"
 #: Data files of S3 partitions not named by their _SUCCESS are removed at the
 #: start of a run once they are this old (the next run of the date removes
 #: them at once).
@@ -283,13 +288,17 @@ def publish_partition(
     staging.mkdir()
     try:
         part, sidecar = "part-00000.parquet", flat.file_name()
-        _write_parquet(table, staging / part)
+        # DuckDB's and polars' globs (*/*.parquet) look into hidden folders too:
+        # the data file takes its name only just before the swap, so that a
+        # glob meanwhile, or after a run killed here, does not count it.
+        _write_parquet(table, staging / (part + WRITING))
         flat_rows, keys = flat.flat_table(table)
         _write_parquet(flat_rows, staging / sidecar)
         _write_json(staging / REPORT, report)
         _test_pause()
         doc = success_document(day, [part], new_version(), report, flat.manifest(sidecar, keys))
         _write_json(staging / SUCCESS, doc)
+        os.rename(staging / (part + WRITING), staging / part)
         _fsync_dir(staging)
         if final.exists():
             if not _exchange(str(staging), str(final)):
