@@ -533,8 +533,8 @@ def test_unusable_locations_are_usage_errors(tmp_path, monkeypatch):
 
 
 def documented_policy(bucket: str) -> dict:
-    """The minimal IAM policy of the README, for one bucket."""
-    text = (REPO / "README.md").read_text().split("# Object storage", 1)[1]
+    """The minimal IAM policy of the docs (docs/object-storage.md), for one bucket."""
+    text = (REPO / "docs" / "object-storage.md").read_text()
     block = text.split("## Permissions", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     return json.loads(block.replace("INPUT_BUCKET", bucket).replace("OUTPUT_BUCKET", bucket))
 

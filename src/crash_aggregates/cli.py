@@ -1,6 +1,6 @@
 """The ``crash-aggregates`` command line: thin wrappers over the library.
 
-Exit codes (also in ``crash-aggregates --help`` and the README):
+Exit codes (also in ``crash-aggregates --help`` and docs/operations.md):
 
   0  every requested date was processed and published
   1  at least one date failed (corrupt input, I/O error); its partition was left as it was

@@ -316,7 +316,7 @@ def explain(exc: BaseException, url: str = "") -> str:
         detail = code if code and code != "403" else "HTTP 403"
         return (
             f"access denied ({detail}{on}): the credentials in use lack the permission "
-            "(see the README, section Permissions, for the policy), or are invalid"
+            "(see docs/object-storage.md, section Permissions, for the policy), or are invalid"
         )
     if code == "PreconditionFailed" or type(exc).__name__ == "FileExpired":
         return "the object changed while it was being read (its ETag no longer matches): run again"

@@ -10,7 +10,7 @@ The arguments are those of ``crash-aggregates``; ``run`` gets ``--engine
 spark`` unless it names an engine, and the master is the one spark-submit
 was given. The package's dependencies (msgspec, isal, zstandard, pyarrow,
 click, rich...) must be importable by the driver's and the executors' Python:
-see the README, section Running on Spark.
+see docs/spark.md.
 """
 
 import os

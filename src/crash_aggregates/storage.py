@@ -60,7 +60,7 @@ usually well under a second, longer if the deletes fail (then the job prints
 a warning) — and count its rows twice; before step 3 they may already see
 the new files beside the old ones. Such engines should read the files
 ``_SUCCESS`` names (``published_partitions``), or run after the job has
-finished, or register partitions from it (README, S3 section).
+finished, or register partitions from it (docs/object-storage.md).
 
 Readers of this module's output (the ``sql`` command, the dashboard, the
 watchdog):
