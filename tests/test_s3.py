@@ -874,7 +874,7 @@ def test_migrate_on_s3_without_permission_changes_nothing(s3, tmp_path, monkeypa
     assert result.output.splitlines() == [
         f"Error: cannot migrate {s3.url('aggregates', f'submission_date={READER_DAYS[0]}')}: "
         "access denied (AccessDenied on CopyObject): the credentials in use lack the permission "
-        "(see the README, section Permissions, for the policy), or are invalid"
+        "(see docs/object-storage.md, section Permissions, for the policy), or are invalid"
     ]
     assert s3.keys("aggregates") == keys
     assert same_totals(sql_totals(root), expected)
