@@ -140,7 +140,7 @@ def test_the_job_writes_a_sidecar_that_matches_its_part_file(tmp_path):
     assert "usage_hours" in success["flat"]["keys"]["stats"]
     [partition] = storage.published(tmp_path / "out").values()
     assert partition.files == [folder / "part-00000.parquet"]
-    assert partition.sidecar == storage.Sidecar(
+    assert partition.sidecar == storage.FlatSidecar(
         folder / "_flat.parquet.sidecar", {m: tuple(success["flat"]["keys"][m]) for m in flat.MAPS}
     )
 
@@ -182,7 +182,7 @@ def test_what_a_success_marker_says_about_the_sidecar(tmp_path, marker, sidecar)
     (folder / "_SUCCESS").write_text(marker if isinstance(marker, str) else json.dumps(marker))
     partition = storage.published(tmp_path)[DAY]
     assert partition.files == [folder / "part-00000.parquet"]
-    expected = storage.Sidecar(folder / sidecar[0], sidecar[1]) if sidecar else None
+    expected = storage.FlatSidecar(folder / sidecar[0], sidecar[1]) if sidecar else None
     assert partition.sidecar == expected
     assert storage.published_partitions(tmp_path) == {DAY: partition.files}
 

@@ -36,6 +36,11 @@ S3), which those globs read as data: every aggregate counted twice. Their
 partitions still read right through ``_SUCCESS``; ``crash-aggregates
 migrate`` (``migrate.py``) renames their flat files to the current name,
 which is the old one plus ``.sidecar``.
+
+One concept, one name: ``_SUCCESS`` names the file under ``flat``,
+``storage.FlatSidecar`` is a published partition's, the internal view
+``crash_aggregates_flat`` reads them (``sql/engine.py``) and
+``sql/flat_view.py`` points queries at that view.
 """
 
 from __future__ import annotations

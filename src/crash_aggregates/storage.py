@@ -70,7 +70,7 @@ watchdog):
   under an S3 root; ``str(file)`` is what DuckDB's ``read_parquet`` and
   pyarrow take (the Hive folder gives ``submission_date``);
   :func:`published` returns the same as :class:`Partition` objects, which
-  also give the partition's :class:`Sidecar` (or None);
+  also give the partition's :class:`FlatSidecar` (or None);
 - DuckDB reads the S3 ones once :func:`register_duckdb` has given the
   connection this project's S3 filesystem (fsspec; no httpfs extension, no
   separate credentials: the same AWS chain and endpoint as the job). Call it
@@ -502,7 +502,7 @@ def _read_markers(fs, root: str, partitions: dict[str, dict[str, dict]]) -> dict
 
 
 @dataclass(frozen=True)
-class Sidecar:
+class FlatSidecar:
     """A partition's flat sidecar (``flat.py``): its file, and the map keys it has a column for."""
 
     file: Path | str
@@ -514,7 +514,7 @@ class Partition:
     """A published partition: the data files its ``_SUCCESS`` names, and its sidecar if it names one."""
 
     files: list[Path] | list[str]
-    sidecar: Sidecar | None = None
+    sidecar: FlatSidecar | None = None
 
 
 @dataclass(frozen=True)
@@ -530,7 +530,7 @@ class _Manifest:
 
     def partition(self, join: Callable[[str], Path | str]) -> Partition:
         """The Partition, with ``join`` making a file name a Path or URL."""
-        sidecar = Sidecar(join(self.sidecar[0]), self.sidecar[1]) if self.sidecar else None
+        sidecar = FlatSidecar(join(self.sidecar[0]), self.sidecar[1]) if self.sidecar else None
         return Partition([join(n) for n in self.files or []], sidecar)
 
 

@@ -84,11 +84,11 @@ def connect(path, *, fenced: bool = True):
 
 def plan(prepared: Prepared, conn) -> str:
     """The DuckDB SQL to run on ``conn``: reading the flat sidecars' columns where the query allows it."""
-    from .accelerate import accelerate
     from .engine import flat_columns
+    from .flat_view import use_flat_view
     from .presto import generate
 
-    fast = accelerate(prepared.tree, flat_columns(conn)) if prepared.tree is not None else None
+    fast = use_flat_view(prepared.tree, flat_columns(conn)) if prepared.tree is not None else None
     return generate(fast) if fast is not None else prepared.duckdb_sql
 
 

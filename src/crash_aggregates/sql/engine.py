@@ -9,11 +9,11 @@ project's schema (in a private temporary folder), so binding the view never
 depends on a data file: a corrupt file in one partition only disturbs the
 queries that read that partition.
 
-A second, internal view, ``crash_aggregates_wide``, has the same rows and
+A second, internal view, ``crash_aggregates_flat``, has the same rows and
 columns plus one flat column per map key that some partition's sidecar has
 (``crash_aggregates.flat``): it reads the sidecars, and computes the same
 columns from the maps for the partitions that have none (published before
-sidecars existed). Queries use it through ``accelerate.py``; ``*`` and the
+sidecars existed). Queries use it through ``flat_view.py``; ``*`` and the
 table as users see it stay ``crash_aggregates``. Sidecars with the same keys
 are read together, each group behind its own empty schema file, so binding
 this view opens no data file either, and a key that a group lacks is NULL
@@ -43,8 +43,8 @@ from .errors import EXIT_FAILED, EXIT_INVALID, QueryError, at
 DEFAULT_TIMEOUT = 60.0
 BATCH_ROWS = 8192
 _GLOB_CHARS = set("*?[]{}")
-#: The internal view with the flat columns (accelerate.py points queries at it).
-WIDE = "crash_aggregates_wide"
+#: The internal view with the flat columns (flat_view.py points queries at it).
+FLAT_VIEW = "crash_aggregates_flat"
 
 _schema_dir: Path | None = None
 _schema_lock = threading.Lock()
@@ -167,8 +167,8 @@ def view_sql(files: list[str]) -> str:
     return f"CREATE VIEW crash_aggregates AS SELECT {_COLUMNS} FROM {_read_parquet(files)}"
 
 
-def wide_view_sql(dataset: Dataset) -> tuple[str | None, list[str]]:
-    """The ``crash_aggregates_wide`` view and the schema files it reads; None when no partition has a sidecar."""
+def flat_view_sql(dataset: Dataset) -> tuple[str | None, list[str]]:
+    """The ``crash_aggregates_flat`` view and the schema files it reads; None when no partition has a sidecar."""
     from .. import flat
     from .presto import MAP_VALUE_TYPES
 
@@ -193,7 +193,7 @@ def wide_view_sql(dataset: Dataset) -> tuple[str | None, list[str]]:
         branches.append(
             f"SELECT {_COLUMNS}, {', '.join(computed)} FROM {_read_parquet([str(schema_file()), *dataset.plain])}"
         )
-    return f"CREATE VIEW {WIDE} AS " + " UNION ALL ".join(branches), schemas
+    return f"CREATE VIEW {FLAT_VIEW} AS " + " UNION ALL ".join(branches), schemas
 
 
 def open_connection(path, *, fenced: bool = True):
@@ -204,17 +204,17 @@ def open_connection(path, *, fenced: bool = True):
 
     dataset = read_dataset(path)
     schema = str(schema_file())
-    wide, wide_schemas = wide_view_sql(dataset)
+    flat_view, flat_schemas = flat_view_sql(dataset)
     conn = duckdb.connect(":memory:")
     try:
         conn.execute("SET enable_progress_bar = false")
         conn.execute("SET TimeZone = 'UTC'")
         register_duckdb(conn, path)
         conn.execute(view_sql([schema, *dataset.files]))
-        if wide is not None:
-            conn.execute(wide)
+        if flat_view is not None:
+            conn.execute(flat_view)
         if fenced:
-            readable = [schema, *dataset.files, *wide_schemas, *(sidecar for sidecar, _ in dataset.sidecars)]
+            readable = [schema, *dataset.files, *flat_schemas, *(sidecar for sidecar, _ in dataset.sidecars)]
             allowed = ", ".join(_literal(f) for f in readable)
             conn.execute(f"SET allowed_paths = [{allowed}]")
             conn.execute("SET enable_external_access = false")
@@ -231,11 +231,11 @@ def open_connection(path, *, fenced: bool = True):
 
 
 def flat_columns(conn) -> set[str]:
-    """The flat columns the connection's ``crash_aggregates_wide`` view has (none without sidecars)."""
+    """The flat columns the connection's ``crash_aggregates_flat`` view has (none without sidecars)."""
     from .fence import TABLE_COLUMNS
 
     rows = conn.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ?", [WIDE]
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ?", [FLAT_VIEW]
     ).fetchall()
     return {name for (name,) in rows} - set(TABLE_COLUMNS)
 

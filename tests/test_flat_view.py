@@ -13,7 +13,7 @@ from test_presto import CASES
 
 import crash_aggregates
 from crash_aggregates.sql import connect, plan, prepare
-from crash_aggregates.sql.accelerate import accelerate
+from crash_aggregates.sql.flat_view import use_flat_view
 from crash_aggregates.sql.presto import generate
 
 #: The flat columns of the sidecars, as the rewrite is told about them.
@@ -24,7 +24,7 @@ COLUMNS = {
     "stats['usage_hours']",
     "stats['main_crashes']",
 }
-W = "crash_aggregates_wide AS crash_aggregates"
+W = "crash_aggregates_flat AS crash_aggregates"
 
 # (dialect, query, the DuckDB SQL after the rewrite, or None: left as it is)
 REWRITES = [
@@ -44,10 +44,10 @@ REWRITES = [
     (
         "presto",
         "SELECT t.dimensions['channel'], sum(t.stats['main_crashes']) FROM crash_aggregates AS t GROUP BY 1",
-        "SELECT t.\"dimensions['channel']\" AS _col0, SUM(t.\"stats['main_crashes']\") AS _col1 FROM crash_aggregates_wide AS t GROUP BY 1",
+        "SELECT t.\"dimensions['channel']\" AS _col0, SUM(t.\"stats['main_crashes']\") AS _col1 FROM crash_aggregates_flat AS t GROUP BY 1",
     ),
     ("presto", "SELECT dimensions['it''s'] FROM crash_aggregates", f"SELECT \"dimensions['it''s']\" AS _col0 FROM {W}"),
-    # a key no sidecar has stays a subscript; the table is widened for the other one
+    # a key no sidecar has stays a subscript; the table becomes the flat view for the other one
     (
         "presto",
         "SELECT dimensions['country'], dimensions['channel'] FROM crash_aggregates",
@@ -100,8 +100,8 @@ REWRITES = [
         "presto",
         "SELECT a.dimensions['channel'], b.stats['usage_hours'] FROM crash_aggregates AS a "
         "JOIN crash_aggregates AS b ON a.activity_date = b.activity_date",
-        "SELECT a.\"dimensions['channel']\" AS _col0, b.\"stats['usage_hours']\" AS _col1 FROM crash_aggregates_wide AS a "
-        "JOIN crash_aggregates_wide AS b ON a.activity_date = b.activity_date",
+        "SELECT a.\"dimensions['channel']\" AS _col0, b.\"stats['usage_hours']\" AS _col1 FROM crash_aggregates_flat AS a "
+        "JOIN crash_aggregates_flat AS b ON a.activity_date = b.activity_date",
     ),
     # a nested query with its own table does not hold the outer one back
     (
@@ -173,7 +173,7 @@ REWRITES = [
     ("presto", "SELECT dimensions['channel'] AS \"stats['usage_hours']\" FROM crash_aggregates", None),
     (
         "presto",
-        "WITH crash_aggregates_wide AS (SELECT 1 AS x) SELECT dimensions['channel'], x FROM crash_aggregates, crash_aggregates_wide",
+        "WITH crash_aggregates_flat AS (SELECT 1 AS x) SELECT dimensions['channel'], x FROM crash_aggregates, crash_aggregates_flat",
         None,
     ),
     ("presto", "DESCRIBE crash_aggregates", None),
@@ -182,18 +182,18 @@ REWRITES = [
 
 @pytest.mark.parametrize("dialect, query, expected", REWRITES, ids=[f"{d}: {q[:70]}" for d, q, _ in REWRITES])
 def test_rewrite(dialect, query, expected):
-    got = accelerate(prepare(query, dialect).tree, COLUMNS)
+    got = use_flat_view(prepare(query, dialect).tree, COLUMNS)
     assert (generate(got) if got is not None else None) == expected
 
 
 def test_no_flat_columns_no_rewrite():
-    assert accelerate(prepare("SELECT dimensions['channel'] FROM crash_aggregates").tree, set()) is None
+    assert use_flat_view(prepare("SELECT dimensions['channel'] FROM crash_aggregates").tree, set()) is None
 
 
 def test_the_prepared_statement_is_left_as_it_was():
     prepared = prepare("SELECT dimensions['channel'] FROM crash_aggregates")
     before = prepared.duckdb_sql
-    assert accelerate(prepared.tree, COLUMNS) is not None
+    assert use_flat_view(prepared.tree, COLUMNS) is not None
     assert generate(prepared.tree) == before == "SELECT dimensions['channel'] AS _col0 FROM crash_aggregates"
 
 
@@ -245,7 +245,7 @@ def test_the_fast_path_is_taken_exactly_when_there_are_sidecars(dataset):
         )
     finally:
         conn.close()
-    assert ("crash_aggregates_wide" in fast) == with_sidecars
+    assert ("crash_aggregates_flat" in fast) == with_sidecars
 
 
 # -- a mixed dataset: some partitions with sidecars, some without, a key only some have ------------
@@ -330,7 +330,7 @@ def test_a_mixed_dataset_answers_as_the_slow_path(mixed, query):
     root, slow = mixed
     conn = connect(root)
     try:
-        assert "crash_aggregates_wide" in plan(prepare(query), conn)
+        assert "crash_aggregates_flat" in plan(prepare(query), conn)
     finally:
         conn.close()
     assert _rows(crash_aggregates.query(query, root)) == _rows(crash_aggregates.query(query, slow))
@@ -379,7 +379,7 @@ def test_a_query_duckdb_cannot_bind_falls_back_to_the_query_as_written(with_side
     try:
         with execute(
             conn,
-            "SELECT no_such_column FROM crash_aggregates_wide",
+            "SELECT no_such_column FROM crash_aggregates_flat",
             timeout=10,
             fallback="SELECT count(*) AS n FROM crash_aggregates",
         ) as result:

@@ -11,7 +11,7 @@ them:
   (``element_at(m, 'k')`` has become this form in the translation) that
   certainly means that table's map becomes the flat column
   ``"dimensions['k']"``, and the table becomes the internal view
-  ``crash_aggregates_wide AS <its alias>``, which has the table's four
+  ``crash_aggregates_flat AS <its alias>``, which has the table's four
   columns and the flat ones (``engine.py``);
 - a key that no sidecar has a column for is left to the map (the answer is
   NULL either way, or comes from partitions without sidecars).
@@ -34,16 +34,16 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope, walk_in_scope
 
 from .. import flat
-from .engine import WIDE
+from .engine import FLAT_VIEW
 from .fence import TABLE, TABLE_COLUMNS
 
 
-def accelerate(tree: exp.Expression, columns: set[str]) -> exp.Expression | None:
+def use_flat_view(tree: exp.Expression, columns: set[str]) -> exp.Expression | None:
     """A copy of the tree reading the flat ``columns`` where it safely can; None if nowhere."""
     if not columns or not isinstance(tree, exp.Query):
         return None
     tree = tree.copy()
-    taken = {c.lower() for c in columns} | {WIDE}
+    taken = {c.lower() for c in columns} | {FLAT_VIEW}
     if any(i.name.lower() in taken for i in tree.find_all(exp.Identifier)):
         return None  # the query itself uses such a name: it could mean something else
     try:
@@ -60,13 +60,13 @@ def accelerate(tree: exp.Expression, columns: set[str]) -> exp.Expression | None
             # Keep the name the query uses for the table: the alias, or else its name.
             if table.args.get("alias") is None:
                 table.set("alias", exp.TableAlias(this=table.this.copy()))
-            table.set("this", exp.to_identifier(WIDE))
+            table.set("this", exp.to_identifier(FLAT_VIEW))
         changed = changed or bool(brackets)
     return tree if changed else None
 
 
 def _plan(scope: Scope, columns: set[str]) -> tuple[list[tuple[exp.Bracket, exp.Column]], list[exp.Table]]:
-    """The subscripts of one SELECT to replace (with their flat columns), and the tables to widen."""
+    """The subscripts of one SELECT to replace (with their flat columns), and the tables to point at the flat view."""
     select = scope.expression
     try:
         sources = scope.selected_sources
@@ -77,11 +77,11 @@ def _plan(scope: Scope, columns: set[str]) -> tuple[list[tuple[exp.Bracket, exp.
         for name, (_, source) in sources.items()
         if isinstance(source, exp.Table) and source.name.lower() == TABLE and not source.args.get("db")
     }
-    if not tables or not _can_widen(scope, select, tables):
+    if not tables or not _can_use_flat_view(scope, select, tables):
         return [], []
     others = [_source_columns(source) for name, (_, source) in sources.items() if name.lower() not in tables]
     unqualified_ok = len(tables) == 1 and all(known is not None and not known & set(flat.MAPS) for known in others)
-    brackets, widened = [], {}
+    brackets, pointed = [], {}
     for node in walk_in_scope(select):
         target = _map_subscript(node)
         if target is None:
@@ -99,8 +99,8 @@ def _plan(scope: Scope, columns: set[str]) -> tuple[list[tuple[exp.Bracket, exp.
             continue
         reference = exp.column(name, table=column.args.get("table").copy() if qualifier else None, quoted=True)
         brackets.append((node, reference))
-        widened[id(table)] = table
-    return brackets, list(widened.values())
+        pointed[id(table)] = table
+    return brackets, list(pointed.values())
 
 
 def _map_subscript(node: exp.Expression) -> tuple[exp.Column, str] | None:
@@ -115,7 +115,7 @@ def _map_subscript(node: exp.Expression) -> tuple[exp.Column, str] | None:
     return column, key.this
 
 
-def _can_widen(scope: Scope, select: exp.Select, tables: dict[str, exp.Table]) -> bool:
+def _can_use_flat_view(scope: Scope, select: exp.Select, tables: dict[str, exp.Table]) -> bool:
     """Whether this SELECT would mean the same if its tables had more columns."""
     aliases = set(tables)
     for table in tables.values():
