@@ -7,11 +7,13 @@ command in backticks, e.g. ``## `crash-aggregates run` ``, and that section
 -- down to the next heading of the same or a higher level -- mentions every
 long option of the command. The README shows ``make demo`` and ``make test``
 and its links lead somewhere; every page of ``docs/`` has a place in the nav
-of ``mkdocs.yml``.
+of ``mkdocs.yml``; and the code the pages name (``pings.PingRules.evaluate``,
+``sql/presto.py``) exists, so that a rename or a move updates the docs too.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 
@@ -73,6 +75,106 @@ def mentions(text: str, option: str) -> bool:
     (True, False)
     """
     return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text) is not None
+
+
+PACKAGE = REPO / "src" / "crash_aggregates"
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+SOURCE_FILE = re.compile(r"[\w./-]+\.(?:py|c)")
+#: Extensions that make a dotted code span a file name (``crash_aggregates.zip``), not a name in the code.
+FILE_EXTENSIONS = {"py", "c", "zip", "whl", "json", "md", "toml", "yml", "parquet", "sidecar", "gz", "zst"}
+#: Folders that users make (``python -m crash_aggregates.spark_job package dist/``): not in the repository.
+MADE_BY_USERS = ("dist/",)
+
+
+def prose(markdown: str) -> str:
+    """The page without its fenced code blocks.
+
+    >>> prose("a\\n```sh\\nb\\n```\\nc")
+    'a\\nc'
+    """
+    kept, fence = [], None
+    for line in markdown.splitlines():
+        opener = FENCE.match(line)
+        if fence:
+            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
+                if not line.strip().lstrip(fence[0]):
+                    fence = None
+        elif opener:
+            fence = opener.group(1)
+        else:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def modules() -> set[str]:
+    """The package's modules and subpackages, as the docs name them (``pings``, ``sql.engine``)."""
+    found = set()
+    for path in PACKAGE.rglob("*"):
+        relative = path.relative_to(PACKAGE)
+        if path.suffix == ".py" and path.stem != "__init__":
+            found.add(".".join(relative.with_suffix("").parts))
+        elif path.is_dir() and (path / "__init__.py").exists():
+            found.add(".".join(relative.parts))
+    return found
+
+
+def resolves(name: str) -> bool:
+    """Whether a dotted name (``pings.PingRules.evaluate``, ``crash_aggregates.query``) exists in the package.
+
+    >>> resolves("pings.PingRules.evaluate"), resolves("pings.PingRules.judge"), resolves("sql.presto.to_duckdb")
+    (True, False, True)
+    """
+    parts = name.removeprefix("crash_aggregates.").split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(["crash_aggregates", *parts[:cut]]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return hasattr(importlib.import_module("crash_aggregates"), parts[0])
+
+
+def source_exists(name: str) -> bool:
+    """Whether a source file a page names is there: from the repository's root or the package's.
+
+    >>> source_exists("sql/presto.py"), source_exists("tests/test_docs.py"), source_exists("accelerate.py")
+    (True, True, False)
+    """
+    folders = [REPO, PACKAGE, *(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists())]
+    return any((folder / name).is_file() for folder in folders)
+
+
+def code_references(pages: dict[str, str], names: set[str]):
+    """(page, span, kind) for each code span of the pages that names a source file or a name in the package.
+
+    ``names``: the package's modules; a dotted span is a name in the package when it starts with one of them.
+    """
+    for page, text in sorted(pages.items()):
+        for span in CODE_SPAN.findall(prose(text)):
+            span = re.sub(r"\(.*\)\Z", "", span.strip())  # storage.published_partitions(root)
+            if SOURCE_FILE.fullmatch(span):
+                if not span.startswith(MADE_BY_USERS):
+                    yield page, span, "file"
+            elif DOTTED.fullmatch(span) and span.rsplit(".", 1)[1] not in FILE_EXTENSIONS:
+                head = span.removeprefix("crash_aggregates.")
+                if span.startswith("crash_aggregates.") or any(head == m or head.startswith(m + ".") for m in names):
+                    yield page, span, "name"
+
+
+def stale_references(pages: dict[str, str], names: set[str]) -> list[str]:
+    """The code spans of the pages that name a module, function or source file that does not exist."""
+    found = []
+    for page, span, kind in code_references(pages, names):
+        if kind == "file" and not source_exists(span):
+            found.append(f"docs/{page} names `{span}`, which is not in the repository")
+        elif kind == "name" and not resolves(span):
+            found.append(f"docs/{page} names `{span}`, which the package does not have")
+    return found
 
 
 def problems(commands: dict[str, list[str]], pages: dict[str, str]) -> list[str]:
@@ -164,6 +266,35 @@ def test_every_page_is_in_the_nav():
     assert not left_out, f"add these pages to the nav of mkdocs.yml (the strict build fails without): {left_out}"
     missing = sorted(set(nav) - set(PAGES))
     assert not missing, f"mkdocs.yml's nav names pages that docs/ does not have: {missing}"
+
+
+def test_the_code_the_docs_name_exists():
+    checked = {kind for page, _, kind in code_references(PAGES, modules()) if page == "architecture.md"}
+    assert checked == {"file", "name"}, "the architecture page's references are not being checked"
+    found = stale_references(PAGES, modules())
+    assert not found, "update the docs to the code:\n" + "\n".join(found)
+
+
+REFERENCES = [
+    # (a page, what stale_references reports: each a substring of one line)
+    ("`pings.PingRules.evaluate`, `storage.published_partitions(root)`, `crash_aggregates.query`", []),
+    ("`sql/presto.py`, `src/crash_aggregates/sql/engine.py`, `_scan.c`, `tests/test_docs.py`", []),
+    ("`engines.embedded.plan_tasks` and `config.Config.stat_columns`", []),
+    ("not code: `environment.build.buildId`, `crash_aggregates.zip`, `dist/spark_job.py`, `x.y`", []),
+    ("```python\n`pings.gone` in a code block is an example\n```", []),
+    ("`pings.PingRules.judge`", ["docs/p.md names `pings.PingRules.judge`, which the package does not have"]),
+    ("`sql.accelerate.accelerate`", ["`sql.accelerate.accelerate`, which the package does not have"]),
+    ("`crash_aggregates.sql.NoSuchError`", ["`crash_aggregates.sql.NoSuchError`"]),
+    ("`accelerate.py` and `sql/gone.py`", ["`accelerate.py`, which is not in", "`sql/gone.py`, which is not in"]),
+]
+
+
+@pytest.mark.parametrize("page, expected", REFERENCES)
+def test_stale_references_are_reported(page, expected):
+    found = stale_references({"p.md": page}, modules())
+    assert len(found) == len(expected), found
+    for line, part in zip(found, expected, strict=True):
+        assert part in line, (part, line)
 
 
 # -- the check itself: it reports what is wrong ---------------------------------------------------
