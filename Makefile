@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test test-fast lint format demo bench docs clean
+.PHONY: install test test-fast lint format demo dashboard chromium bench docs clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +12,20 @@ $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	@# The scanner is an optional extension: if the new _scan.c does not
 	@# compile, no stale build may stay behind to pass the tests.
 	rm -f src/crash_aggregates/*.so
-	$(BIN)/pip install --quiet -e '.[test,spark,s3]'
+	$(BIN)/pip install --quiet -e '.[test,spark,s3,web]'
 	@touch $@
 
 install: $(BIN)/crash-aggregates
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest
+
+# The browser of the dashboard's tests: Debian's chromium, installed only when missing
+# (Playwright is pointed at it; it never downloads a browser of its own).
+CHROMIUM = /usr/bin/chromium
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
 
 # The inner loop: everything but Spark and the tests marked slow.
 test-fast: install
@@ -38,6 +45,10 @@ demo: install
 	$(BIN)/crash-aggregates generate --output $(DEMO)/pings --min-submission-date 2016-03-09 --max-submission-date 2016-03-15 --pings-per-day 20000 --seed 1
 	$(BIN)/crash-aggregates run --input $(DEMO)/pings --output $(DEMO)/aggregates --min-submission-date 2016-03-09 --max-submission-date 2016-03-15
 	$(BIN)/crash-aggregates sql --data $(DEMO)/aggregates --file examples/crash_rates_by_channel.sql
+
+# The demo week in the dashboard: open the URL it prints (Ctrl-C stops it).
+dashboard: demo
+	$(BIN)/crash-aggregates serve --data $(DEMO)/aggregates
 
 # BENCH_ARGS: e.g. --quick (a smoke run on small corpora), --runs 5, --only realistic,duckdb
 bench: install

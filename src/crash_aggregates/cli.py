@@ -105,7 +105,8 @@ def cli():
     Parquet; `generate` writes realistic synthetic pings to try it on;
     `config` shows the dimensions and stats in force; `sql` queries the
     aggregates (Presto SQL); `ddl` prints the table for Trino, Hive or Spark;
-    `migrate` brings partitions of earlier versions to the current layout.
+    `migrate` brings partitions of earlier versions to the current layout;
+    `serve` shows crash rates in a browser (the dashboard).
     """
 
 
@@ -416,6 +417,55 @@ def migrate_cmd(data_path, config_path, dry_run):
     )
     if summary.skipped:
         raise click.ClickException(f"{summary.skipped} partition(s) changed while migrating: run migrate again")
+
+
+@cli.command("serve")
+@click.option(
+    "--data",
+    "data_path",
+    metavar="PATH",
+    help="Root of the aggregates, a folder or s3://bucket/prefix. Default: [data] output of the config.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Any address but loopback needs an access token ([dashboard] token or "
+    "$CRASH_AGGREGATES_TOKEN).",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free one)."
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="TOML config: dimensions and stats, [data] output, and the [dashboard] table (token, defaults of the views).",
+)
+def serve_cmd(data_path, host, port, config_path):
+    """Serve the dashboard: crash rates in a browser, with exact intervals.
+
+    Overview, Explore, Builds, Compare and Data health pages, and a JSON API
+    under /api/ (rates, health), over the published partitions, read as the
+    sql command reads them. Prints the URL to open; Ctrl-C stops it.
+    """
+    config = load_config_or_fail(config_path)
+    data_path = data_path or config.output
+    if not data_path:
+        raise UsageError("no data: pass --data PATH or set [data] output in the config")
+    data_path = check_location("--data", data_path)
+    if not is_s3(data_path) and not os.path.isdir(data_path):
+        raise UsageError(f"no dataset at {data_path}: not a folder")
+    try:
+        from .web.serve import ServeError, serve
+    except ImportError as e:
+        raise UsageError(f"the dashboard needs the web extra: pip install 'crash-aggregates[web]' ({e})") from None
+    try:
+        serve(data_path, config, host=host, port=port, echo=click.echo)
+    except ServeError as e:
+        raise UsageError(str(e)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @cli.command()

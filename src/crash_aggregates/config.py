@@ -18,7 +18,7 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 #: Per-ping values computed by the rules in ``pings.py`` (SPEC section 5).
@@ -51,6 +51,36 @@ class Stat:
 
 
 @dataclass(frozen=True)
+class Dashboard:
+    """The ``[dashboard]`` table: defaults of ``crash-aggregates serve`` and its access token."""
+
+    #: Required of every request when set (a bearer token, or the login form's cookie).
+    token: str | None = field(default=None, repr=False)
+    #: Overview: days in each of the two windows compared.
+    days: int = 7
+    #: Cells and points below this many usage hours are "insufficient data".
+    min_usage_hours: float = 100.0
+    #: Smallest change (rate ratio away from 1) the overview colours.
+    min_change: float = 0.2
+    #: Explore: groups shown before the rest are summed as "other".
+    top: int = 5
+    #: Builds: how many previous builds each build is compared with.
+    previous_builds: int = 3
+    #: Builds: the false-discovery rate of the regression flags (Benjamini-Hochberg).
+    false_discovery_rate: float = 0.05
+
+
+_DASHBOARD_RANGES = {
+    "days": (int, 1, 366),
+    "min_usage_hours": ((int, float), 0, None),
+    "min_change": ((int, float), 0, None),
+    "top": (int, 1, 100),
+    "previous_builds": (int, 1, 100),
+    "false_discovery_rate": ((int, float), 0, 1),
+}
+
+
+@dataclass(frozen=True)
 class Config:
     dimensions: tuple[Dimension, ...]
     stats: tuple[Stat, ...]
@@ -58,6 +88,7 @@ class Config:
     output: str | None = None
     s3_endpoint_url: str | None = None
     source: str = "built-in defaults"
+    dashboard: Dashboard = Dashboard()
 
     def stat_columns(self) -> list[str]:
         """Names of the ``stats`` map keys, in output order."""
@@ -166,7 +197,7 @@ def _check_names(kind: str, names: list[str]) -> None:
 def parse_config(data: dict, source: str = "<config>") -> Config:
     """Build a Config from a parsed TOML document (missing tables keep defaults)."""
     config = default_config()
-    known = {"dimensions", "stats", "data", "s3"}
+    known = {"dimensions", "stats", "data", "s3", "dashboard"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown table(s) {sorted(unknown)} (known: {sorted(known)})")
@@ -193,7 +224,27 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         output=paths.get("output"),
         s3_endpoint_url=s3.get("endpoint_url"),
         source=source,
+        dashboard=_parse_dashboard(data.get("dashboard", {})),
     )
+
+
+def _parse_dashboard(table: dict) -> Dashboard:
+    """The ``[dashboard]`` table, each value checked (type and range)."""
+    known = ["token", *_DASHBOARD_RANGES]
+    unknown = set(table) - set(known)
+    if unknown:
+        raise ConfigError(f"[dashboard]: unknown keys {sorted(unknown)} (known: {', '.join(known)})")
+    token = table.get("token")
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ConfigError("[dashboard] token must be a string of at least 16 characters")
+    for key, (kind, low, high) in _DASHBOARD_RANGES.items():
+        value = table.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind) or value < low or (high is not None and value > high):
+            bounds = f"{low} to {high}" if high is not None else f">= {low}"
+            raise ConfigError(f"[dashboard] {key} must be a number {bounds}, not {value!r}")
+    return Dashboard(**table)
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
@@ -245,6 +296,12 @@ def to_toml(config: Config) -> str:
         lines += ["[data]", *(f"{k} = {_toml_value(v)}" for k, v in data), ""]
     if config.s3_endpoint_url:
         lines += ["[s3]", f"endpoint_url = {_toml_value(config.s3_endpoint_url)}", ""]
+    changed = [(k, getattr(config.dashboard, k)) for k in _DASHBOARD_RANGES]
+    changed = [(k, v) for k, v in changed if v != getattr(Dashboard(), k)]
+    if config.dashboard.token or changed:
+        # The token itself is a secret: it is never printed.
+        token = ["# token = (set in the file read; not shown)"] if config.dashboard.token else []
+        lines += ["[dashboard]", *token, *(f"{k} = {v!r}" for k, v in changed), ""]
     lines += ["# name = JSON path in the ping, or { path = ..., absent = [values that mean absent] }", "[dimensions]"]
     for d in config.dimensions:
         spec = (

@@ -638,6 +638,36 @@ def published(root: str | os.PathLike) -> dict[str, Partition]:
     return found
 
 
+def published_version(root: str | os.PathLike) -> tuple:
+    """What identifies the published dataset: each partition's ``_SUCCESS`` marker, as cheaply as it can be seen.
+
+    Publishing, replacing or removing a partition changes it. Local: name,
+    size, inode and modification time of each marker (one ``stat`` each);
+    S3: the markers' ETags and dates from one listing.
+    """
+    if is_s3(root):
+        root = location.normalize(root)
+        listing = _partitions(root, location.list_objects(root))
+        return tuple(
+            (part, str(objects[SUCCESS].get("ETag")), str(objects[SUCCESS].get("LastModified")))
+            for part, objects in sorted(listing.items())
+            if SUCCESS in objects
+        )
+    found = []
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError:
+        return ()
+    for entry in entries:
+        if PARTITION_RE.match(entry.name):
+            try:
+                st = os.stat(os.path.join(entry.path, SUCCESS))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            found.append((entry.name, st.st_size, st.st_ino, st.st_mtime_ns))
+    return tuple(found)
+
+
 def read_report(root: str | os.PathLike, day: date) -> dict | None:
     """The report of the published version of a date (from its _SUCCESS), else _report.json."""
     folder = location.join(root, partition_name(day))

@@ -319,11 +319,13 @@ def execute(
     names=(),
     batch_rows: int = BATCH_ROWS,
     fallback: str | None = None,
+    params: dict | None = None,
 ):
     """Run the query; yields a Result that streams record batches.
 
     ``fallback``: an equivalent query to run instead if DuckDB cannot bind
-    ``duck_sql`` (errors are then the fallback's).
+    ``duck_sql`` (errors are then the fallback's). ``params``: the values of
+    the query's named parameters (``$name``).
     """
 
     def explain(e: Exception) -> QueryError:
@@ -333,7 +335,7 @@ def execute(
     with _Deadline(conn, timeout) as deadline:
         try:
             try:
-                rel = _relation(conn, duck_sql, fallback, deadline)
+                rel = _relation(conn, duck_sql, fallback, deadline, params)
                 if rel is None:
                     raise QueryError("the statement returned no result")
                 reader = rel.to_arrow_reader(batch_rows)
@@ -348,17 +350,17 @@ def execute(
                 reader.close()
 
 
-def _relation(conn, duck_sql: str, fallback: str | None, deadline: _Deadline):
+def _relation(conn, duck_sql: str, fallback: str | None, deadline: _Deadline, params: dict | None = None):
     """DuckDB's relation for the query, or for the fallback if the query cannot be bound."""
     import duckdb
 
     try:
-        return conn.sql(duck_sql)
+        return conn.sql(duck_sql, params=params)
     except duckdb.Error:
         if fallback is None:
             raise
     deadline.check()
-    return conn.sql(fallback)
+    return conn.sql(fallback, params=params)
 
 
 # -- messages ------------------------------------------------------------------

@@ -1,0 +1,267 @@
+"""The dashboard's ASGI application: routes, templates, security headers, access control, error pages."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from ..config import Config
+from ..sql.errors import QueryError
+from . import views
+from .dataset import ServedData
+from .params import BadRequest
+
+HERE = Path(__file__).parent
+COOKIE = "crash_aggregates_session"
+LOG = logging.getLogger("crash_aggregates.web")
+
+#: No script but the app's own files, no inline script or style, no framing, no plugins.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+@dataclass
+class Dashboard:
+    """What the views share: the dataset, the configuration, the templates, the access token."""
+
+    data: ServedData
+    config: Config
+    templates: Jinja2Templates
+    token: str | None
+
+    def session(self) -> str:
+        """The cookie value that proves the token was given (the token itself never leaves the server)."""
+        return hmac.new(self.token.encode(), b"crash-aggregates dashboard session", hashlib.sha256).hexdigest()
+
+    def allowed(self, request: Request) -> bool:
+        if self.token is None:
+            return True
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer ") and hmac.compare_digest(header[7:].strip().encode(), self.token.encode()):
+            return True
+        cookie = request.cookies.get(COOKIE, "")
+        return hmac.compare_digest(cookie.encode(), self.session().encode())
+
+
+# -- template helpers ----------------------------------------------------------------
+
+
+def _number(value, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _rate(value) -> str:
+    """Rates with three significant figures at least (0.0123, 1.23, 12.3, 123)."""
+    if value is None or math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "∞"
+    if value == 0:
+        return "0"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(value)))))
+    return f"{value:,.{min(digits, 4)}f}"
+
+
+def _p_value(value) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if value < 0.001:
+        return "< 0.001"
+    return f"{value:.3f}"
+
+
+def _ratio(value) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "×∞"
+    return f"×{value:.2f}"
+
+
+def _group(value) -> str:
+    if value is None:
+        return "(absent)"
+    if isinstance(value, (tuple, list)):
+        return " · ".join(_group(v) for v in value)
+    return str(value)
+
+
+def templates() -> Jinja2Templates:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+    env.filters.update(number=_number, rate=_rate, p_value=_p_value, ratio=_ratio, group=_group)
+    return Jinja2Templates(env=env)
+
+
+# -- middleware ----------------------------------------------------------------------
+
+
+class Guard:
+    """Security headers on every answer; the token before any page or API answer; no traceback ever."""
+
+    OPEN = ("/login", "/static/")
+
+    def __init__(self, app, dashboard: Dashboard):
+        self.app, self.dashboard = app, dashboard
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def send_with_headers(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dict(SECURITY_HEADERS)]
+                headers += SECURITY_HEADERS
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        path = scope.get("path", "")
+        if not path.startswith(self.OPEN) and not self.dashboard.allowed(Request(scope)):
+            response = _refuse(Request(scope))
+            return await response(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            LOG.exception("request failed: %s", path)
+            if not started:
+                response = _error(Request(scope), 500, "internal error: the server log has the details")
+                await response(scope, receive, send_with_headers)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _refuse(request: Request) -> Response:
+    if _wants_json(request) or request.method != "GET":
+        return JSONResponse({"error": "access token required (Authorization: Bearer TOKEN)"}, status_code=401)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?{_query({'next': target})}", status_code=303)
+
+
+def _query(params: dict) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": message}, status_code=status)
+    dashboard: Dashboard = request.app.state.dashboard if "app" in request.scope else None
+    if dashboard is None:
+        return PlainTextResponse(message, status_code=status)
+    return dashboard.templates.TemplateResponse(
+        request, "error.html", {"status": status, "message": message, "page": None, "published": []}, status_code=status
+    )
+
+
+# -- routes ---------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never another host (``//evil``, ``https://...``, ``\\\\evil``)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
+
+
+async def login(request: Request) -> Response:
+    dashboard: Dashboard = request.app.state.dashboard
+    if request.method == "GET":
+        return dashboard.templates.TemplateResponse(
+            request,
+            "login.html",
+            {"next": _safe_next(request.query_params.get("next")), "page": None, "published": [], "failed": False},
+        )
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        return _error(request, 403, "refused: the login form was sent from another site")
+    form = await request.form()
+    token, target = str(form.get("token", "")), _safe_next(str(form.get("next", "")))
+    if dashboard.token is None:
+        return RedirectResponse(target, status_code=303)
+    if not hmac.compare_digest(token.encode(), dashboard.token.encode()):
+        return dashboard.templates.TemplateResponse(
+            request,
+            "login.html",
+            {"next": target, "page": None, "published": [], "failed": True},
+            status_code=401,
+        )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE, dashboard.session(), httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+    return response
+
+
+async def _bad_request(request: Request, exc: BadRequest) -> Response:
+    return _error(request, 400, str(exc))
+
+
+async def _query_failed(request: Request, exc: QueryError) -> Response:
+    return _error(request, 503, f"the dataset cannot be read: {exc}")
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return _error(request, exc.status_code, exc.detail if isinstance(exc.detail, str) else "error")
+
+
+def create_app(data_path: str, config: Config, *, token: str | None = None) -> Starlette:
+    """The dashboard over the aggregates at ``data_path`` (a folder or ``s3://`` URL)."""
+    dashboard = Dashboard(ServedData(data_path, config), config, templates(), token)
+    routes = [
+        Route("/", views.home),
+        Route("/overview", views.overview),
+        Route("/explore", views.explore),
+        Route("/builds", views.builds),
+        Route("/compare", views.compare),
+        Route("/health", views.health),
+        Route("/api/rates", views.api_rates),
+        Route("/api/health", views.api_health),
+        Route("/login", login, methods=["GET", "POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={BadRequest: _bad_request, QueryError: _query_failed, HTTPException: _http_error},
+        middleware=[],
+    )
+    app.state.dashboard = dashboard
+    app.add_middleware(Guard, dashboard=dashboard)
+    return app
+
+
+__all__ = ["create_app", "Dashboard", "HTMLResponse"]

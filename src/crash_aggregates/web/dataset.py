@@ -1,0 +1,139 @@
+"""The dataset a dashboard serves: its published version, one fenced connection to it, answers cached per version.
+
+The version is the set of ``_SUCCESS`` markers (``storage.published_version``):
+publishing, replacing or removing a partition changes it, and with it the
+connection (a new view over the new files) and the cache (every answer is
+keyed by the version it was computed on). Locally the markers are looked at
+on every request (a ``stat`` each); on S3 at most every ``S3_CHECK_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import date
+
+from .. import location, storage
+from ..config import Config
+from ..rates import Answer, Question, ask
+
+#: How long an S3 listing of the markers is trusted (a listing costs a request or more).
+S3_CHECK_SECONDS = 30.0
+#: Answers kept per process (all versions together; the oldest go first).
+CACHE_ENTRIES = 512
+
+
+class _Version:
+    """One published version: its markers, and the connection that reads it (opened on first use)."""
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.lock = threading.Lock()  # one query at a time per connection
+        self.conn = None
+        self.retired = False
+
+    @property
+    def dates(self) -> list[date]:
+        return [date.fromisoformat(entry[0].split("=", 1)[1]) for entry in self.key]
+
+
+class ServedData:
+    """What the views read: published dates, reports, and answers to questions, cached per version."""
+
+    def __init__(self, path: str, config: Config, *, timeout: float | None = 60.0):
+        self.path, self.config, self.timeout = path, config, timeout
+        self._lock = threading.Lock()
+        self._current: _Version | None = None
+        self._checked = 0.0
+        self._cache: OrderedDict = OrderedDict()
+
+    # -- the version ----------------------------------------------------------
+
+    def version(self) -> _Version:
+        """The version published now (looked at again unless an S3 listing is recent)."""
+        now = time.monotonic()
+        with self._lock:
+            current = self._current
+            if current is not None and location.is_s3(self.path) and now - self._checked < S3_CHECK_SECONDS:
+                return current
+        key = storage.published_version(self.path)
+        with self._lock:
+            self._checked = now
+            if self._current is None or self._current.key != key:
+                old, self._current = self._current, _Version(key)
+                if old is not None:
+                    self._retire(old)
+                    self._cache.clear()  # answers of other versions can never be asked for again
+            return self._current
+
+    def _retire(self, old: _Version) -> None:
+        def close():
+            with old.lock:
+                old.retired = True
+                if old.conn is not None:
+                    old.conn.close()
+                    old.conn = None
+
+        threading.Thread(target=close, name="close-old-version", daemon=True).start()
+
+    def dates(self) -> list[date]:
+        """The published submission dates, oldest first."""
+        return self.version().dates
+
+    # -- answers ----------------------------------------------------------------
+
+    def cached(self, name: str, key, compute: Callable[[_Version], object]):
+        """``compute(version)``, remembered for this version under ``(name, key)``."""
+        version = self.version()
+        full = (version.key, name, key)
+        with self._lock:
+            if full in self._cache:
+                self._cache.move_to_end(full)
+                return self._cache[full]
+        value = compute(version)
+        with self._lock:
+            self._cache[full] = value
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return value
+
+    def ask(self, question: Question) -> list[Answer]:
+        """The answer to a (checked) question, from the cache or the dataset."""
+        return self.cached("question", question, lambda version: self._ask(version, question))
+
+    def _ask(self, version: _Version, question: Question) -> list[Answer]:
+        from ..sql import connect
+
+        with version.lock:
+            if version.retired:  # a newer version arrived meanwhile: answer from what is published now
+                with connect(self.path) as conn:
+                    return ask(question, conn, timeout=self.timeout)
+            if version.conn is None:
+                version.conn = connect(self.path)
+            return ask(question, version.conn, timeout=self.timeout)
+
+    def reports(self) -> dict[date, dict | None]:
+        """Each published date's ``_report.json`` (None where it cannot be read)."""
+
+        def read(version: _Version) -> dict[date, dict | None]:
+            found = {}
+            for day in version.dates:
+                try:
+                    found[day] = storage.read_report(self.path, day)
+                except (OSError, ValueError, location.StorageError):
+                    found[day] = None
+            return found
+
+        return self.cached("reports", None, read)
+
+    def close(self) -> None:
+        with self._lock:
+            current, self._current = self._current, None
+        if current is not None:
+            with current.lock:
+                current.retired = True
+                if current.conn is not None:
+                    current.conn.close()
+                    current.conn = None

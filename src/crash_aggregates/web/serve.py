@@ -1,0 +1,82 @@
+"""What ``crash-aggregates serve`` does: check where it may listen, bind, print the URL, serve until stopped."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+TOKEN_ENV_VAR = "CRASH_AGGREGATES_TOKEN"
+
+
+class ServeError(Exception):
+    """The dashboard cannot start: one line for the user."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def access_token(config) -> str | None:
+    """``$CRASH_AGGREGATES_TOKEN``, else ``[dashboard] token`` of the configuration."""
+    token = os.environ.get(TOKEN_ENV_VAR) or config.dashboard.token
+    if token is not None and len(token) < 16:
+        raise ServeError(f"${TOKEN_ENV_VAR} must be at least 16 characters long")
+    return token
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as e:
+        sock.close()
+        raise ServeError(f"cannot listen on {host} port {port}: {e.strerror or e}") from None
+    sock.listen(128)
+    return sock
+
+
+def url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def serve(data: str, config, *, host: str = "127.0.0.1", port: int = 8000, echo=print) -> None:
+    """Serve the dashboard over ``data`` until interrupted."""
+    import uvicorn
+
+    from .app import create_app
+
+    token = access_token(config)
+    if not is_loopback(host) and token is None:
+        raise ServeError(
+            f"refusing to listen on {host} without an access token: set [dashboard] token in the config "
+            f"or ${TOKEN_ENV_VAR} (at least 16 characters), or keep the default --host 127.0.0.1"
+        )
+    app = create_app(data, config, token=token)
+    sock = bind(host, port)
+    dates = app.state.dashboard.data.dates()
+    span = f"{len(dates)} submission dates, {dates[0]} to {dates[-1]}" if dates else "no published partition yet"
+    echo(f"Dashboard of {data} ({span}) at {url(sock)}" + (" (access token required)" if token else ""))
+    echo("Press Ctrl-C to stop.")
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=True, server_header=False)
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.state.dashboard.data.close()
+        sock.close()
