@@ -33,3 +33,32 @@ def corrupt_dataset(dataset, tmp_path):
     shutil.copytree(dataset, root)
     add_corrupt_partition(root)
     return root
+
+
+def demo_commands(root: Path) -> list[list[str]]:
+    """The `generate` and `run` commands of `make demo`, read from the Makefile, writing under ``root``."""
+    import shlex
+
+    from helpers import REPO
+
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    commands = []
+    for line in recipe.splitlines():
+        words = shlex.split(line.strip())
+        if words and words[0].endswith("/crash-aggregates") and words[1] in ("generate", "run"):
+            commands.append([w.replace("$(DEMO)", str(root)) for w in words[1:]])
+    assert [c[0] for c in commands] == ["generate", "run"], f"make demo changed: {recipe}"
+    return commands
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """The demo week exactly as `make demo` publishes it (what `make dashboard` serves)."""
+    from helpers import run
+
+    root = tmp_path_factory.mktemp("demo")
+    for command in demo_commands(root):
+        result = run(*command, *(["--no-progress"] if command[0] == "run" else []))
+        assert result.exit_code == 0, result.output
+    return root / "aggregates"

@@ -434,7 +434,11 @@ def migrate_cmd(data_path, config_path, dry_run):
     "$CRASH_AGGREGATES_TOKEN).",
 )
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free one)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free one).",
 )
 @click.option(
     "--config",

@@ -56,7 +56,7 @@ def exposure_stat(config: Config) -> str:
     for stat in config.stats:
         if stat.builtin == "usage_hours":
             return stat.name
-    raise QuestionError("the configuration has no usage-hours stat (builtin = \"usage_hours\")")
+    raise QuestionError('the configuration has no usage-hours stat (builtin = "usage_hours")')
 
 
 def count_stat(config: Config) -> str | None:
@@ -118,7 +118,9 @@ class Question:
             raise QuestionError(f"top N ranks the groups by {self.rank_stat}, which the question must sum")
         filtered = {d for d, _ in self.where}
         if filtered & set(self.absent):
-            raise QuestionError(f"a dimension cannot both have a value and be absent: {sorted(filtered & set(self.absent))}")
+            raise QuestionError(
+                f"a dimension cannot both have a value and be absent: {sorted(filtered & set(self.absent))}"
+            )
 
 
 class Answer(NamedTuple):
@@ -224,7 +226,10 @@ def build(q: Question, *, prune: bool = False) -> tuple[exp.Query, dict[str, obj
         exp.select(
             exp.alias_(label, _name(q.by[0])),
             *([exp.column("day", table="daily")] if q.per_day else []),
-            *(exp.alias_(exp.Sum(this=exp.column(n, table="daily")), _name(s)) for n, s in zip(inner, q.stats, strict=True)),
+            *(
+                exp.alias_(exp.Sum(this=exp.column(n, table="daily")), _name(s))
+                for n, s in zip(inner, q.stats, strict=True)
+            ),
         )
         .from_("daily")
         .join(

@@ -128,7 +128,7 @@ def sparkline(
 
 
 def verdict(lower: float, upper: float, adjusted: float, fdr: float, min_change: float) -> str:
-    """"worse", "better" or "same": a change counts only when significant after false-discovery control
+    """ "worse", "better" or "same": a change counts only when significant after false-discovery control
     and its whole interval lies at least ``min_change`` away from no change (noise never earns a colour).
 
     >>> verdict(1.25, 1.9, 0.01, 0.05, 0.2), verdict(1.05, 1.9, 0.01, 0.05, 0.2), verdict(0.3, 0.75, 0.001, 0.05, 0.2)
@@ -276,7 +276,9 @@ def builds(answers: list[Answer], previous: int, min_hours: float, fdr: float, m
     return rows
 
 
-def _test_builds(points: list[Point], previous: int, excluded: set[str], min_hours: float, fdr: float, min_change: float):
+def _test_builds(
+    points: list[Point], previous: int, excluded: set[str], min_hours: float, fdr: float, min_change: float
+):
     rows, solid = [], []
     for p in points:
         base = solid[-previous:]
@@ -286,14 +288,18 @@ def _test_builds(points: list[Point], previous: int, excluded: set[str], min_hou
             hours = sum(b.usage_hours for b in base)
             row.baseline_point = point(None, None, events, hours, min_hours)
             if not p.thin:
-                row.ratio, row.lower, row.upper, row.p_value = stats.rate_ratio_test(p.events, p.usage_hours, events, hours)
+                row.ratio, row.lower, row.upper, row.p_value = stats.rate_ratio_test(
+                    p.events, p.usage_hours, events, hours
+                )
         if not p.thin and p.group not in excluded:
             solid.append(p)
         rows.append(row)
     tested = [r for r in rows if r.p_value is not None]
     for r, adjusted in zip(tested, stats.benjamini_hochberg([r.p_value for r in tested]), strict=True):
         r.adjusted = adjusted
-        r.flag = {"worse": "regression", "better": "improvement"}.get(verdict(r.lower, r.upper, adjusted, fdr, min_change))
+        r.flag = {"worse": "regression", "better": "improvement"}.get(
+            verdict(r.lower, r.upper, adjusted, fdr, min_change)
+        )
     return rows
 
 
@@ -314,7 +320,13 @@ class Comparison:
 
 
 def compare(
-    totals_a: tuple, totals_b: tuple, crash_stats: list[str], exposure: int, min_hours: float, fdr: float, min_change: float
+    totals_a: tuple,
+    totals_b: tuple,
+    crash_stats: list[str],
+    exposure: int,
+    min_hours: float,
+    fdr: float,
+    min_change: float,
 ) -> list[Comparison]:
     """Each crash stat of A against B: both rates, the ratio A/B with its interval, p-values (raw and BH over stats)."""
     found = []

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -62,7 +62,9 @@ class Dashboard:
         if self.token is None:
             return True
         header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer ") and hmac.compare_digest(header[7:].strip().encode(), self.token.encode()):
+        if header.lower().startswith("bearer ") and hmac.compare_digest(
+            header[7:].strip().encode(), self.token.encode()
+        ):
             return True
         cookie = request.cookies.get(COOKIE, "")
         return hmac.compare_digest(cookie.encode(), self.session().encode())
@@ -134,6 +136,7 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = False
+        path = scope.get("path", "")
 
         async def send_with_headers(message):
             nonlocal started
@@ -142,11 +145,12 @@ class Guard:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dict(SECURITY_HEADERS)]
                 headers += SECURITY_HEADERS
                 if not any(k.lower() == b"cache-control" for k, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
+                    # Answers change with every new partition; the app's own files only with a new version.
+                    static = path.startswith("/static/") and message.get("status") == 200
+                    headers.append((b"cache-control", b"public, max-age=3600" if static else b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 
-        path = scope.get("path", "")
         if not path.startswith(self.OPEN) and not self.dashboard.allowed(Request(scope)):
             response = _refuse(Request(scope))
             return await response(scope, receive, send_with_headers)
@@ -262,6 +266,3 @@ def create_app(data_path: str, config: Config, *, token: str | None = None) -> S
     app.state.dashboard = dashboard
     app.add_middleware(Guard, dashboard=dashboard)
     return app
-
-
-__all__ = ["create_app", "Dashboard", "HTMLResponse"]

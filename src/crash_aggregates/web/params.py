@@ -143,5 +143,7 @@ class Params:
         if start > end:
             raise BadRequest(f"from ({start}) is after to ({end})")
         if (end - start).days + 1 > MAX_RANGE_DAYS:
-            raise BadRequest(f"the range from {start} to {end} is {(end - start).days + 1} days; at most {MAX_RANGE_DAYS}")
+            raise BadRequest(
+                f"the range from {start} to {end} is {(end - start).days + 1} days; at most {MAX_RANGE_DAYS}"
+            )
         return start, end

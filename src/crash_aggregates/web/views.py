@@ -72,13 +72,14 @@ def _sql_command(request: Request, sql: str) -> str:
 # -- the JSON API ------------------------------------------------------------------
 
 
-def _rates_question(request: Request, p: Params, *, default_top: int | None) -> tuple[Question, float]:
+def _rates_question(request: Request, p: Params, *, page: bool) -> tuple[Question, float]:
+    """The question of ``/api/rates`` (stat required, every group) or of the Explore page (defaults for all)."""
     app = _app(request)
     config = app.config
     crash = rates.crash_stats(config)
-    stat = p.stat("stat", crash[0] if crash and default_top is not None else None)
+    stat = p.stat("stat", crash[0] if crash and page else None)
     by = p.dimension("by")
-    top = p.integer("top", default_top or 0, 0, 100) if by else 0
+    top = p.integer("top", config.dashboard.top if page else 0, 0, 100) if by else 0
     start, end = p.date_range(app.data.dates(), DEFAULT_RANGE_DAYS)
     exposure = rates.exposure_stat(config)
     q = _question(
@@ -101,7 +102,7 @@ def api_rates(request: Request) -> Response:
     """``GET /api/rates``: one row per group and date, rates per 1,000 usage hours with exact intervals."""
     p = _params(request)
     fmt = p.choice("format", ("json", "csv"), "json")
-    q, min_hours = _rates_question(request, p, default_top=None)
+    q, min_hours = _rates_question(request, p, page=False)
     data = _app(request).data
     points = data.cached("series", (q, min_hours), lambda _: analysis.series(data.ask(q), q.start, q.end, min_hours))
     if fmt == "csv":
@@ -287,7 +288,7 @@ def overview(request: Request) -> Response:
 def explore(request: Request) -> Response:
     app = _app(request)
     p = _params(request)
-    q, min_hours = _rates_question(request, p, default_top=app.config.dashboard.top)
+    q, min_hours = _rates_question(request, p, page=True)
     data = app.data
     points = data.cached("series", (q, min_hours), lambda _: analysis.series(data.ask(q), q.start, q.end, min_hours))
     sql = rates.presto_sql(q)
@@ -363,7 +364,9 @@ def builds(request: Request) -> Response:
             request, stats=(stat, exposure), start=start, end=end, by=("build_id", "e10s_cohort"),
             where=where, absent=tuple(dict.fromkeys((*absent, "experiment_id"))), axis=axis, per_day=False,
         )  # fmt: skip
-        cohort_chart = app.data.cached("cohorts", _cache_key(request), lambda _: _cohort_chart(app.data.ask(cq), min_hours))
+        cohort_chart = app.data.cached(
+            "cohorts", _cache_key(request), lambda _: _cohort_chart(app.data.ask(cq), min_hours)
+        )
     chart = {
         "kind": "intervals",
         "x": "build id",
@@ -577,10 +580,14 @@ def _share(part: float, whole: float) -> float | None:
     return 100.0 * part / whole if whole else None
 
 
+def _pings(row: dict | None, kind: str) -> int | None:
+    return None if row is None else (row[f"main_pings_{kind}"] or 0) + (row[f"crash_pings_{kind}"] or 0)
+
+
 def health(request: Request) -> Response:
     rows, missing = _health(request)
     reasons = sorted({r for row in rows if row for r in (row.get("ignored_by_reason") or {})})
-    labels = [row["submission_date"] if row else None for row in rows]
+    labels = []
     if rows:
         first = date.fromisoformat(next(r for r in rows if r)["submission_date"])
         labels = [(first + timedelta(days=i)).isoformat() for i in range(len(rows))]
@@ -590,17 +597,16 @@ def health(request: Request) -> Response:
         "y": "pings",
         "labels": labels,
         "series": [
-            {
-                "name": "processed",
-                "values": [None if r is None else (r["main_pings_processed"] or 0) + (r["crash_pings_processed"] or 0) for r in rows],
-            },
-            {
-                "name": "ignored",
-                "values": [None if r is None else (r["main_pings_ignored"] or 0) + (r["crash_pings_ignored"] or 0) for r in rows],
-            },
+            {"name": "processed", "values": [_pings(r, "processed") for r in rows]},
+            {"name": "ignored", "values": [_pings(r, "ignored") for r in rows]},
         ],
-    }  # fmt: skip
+    }
     return _render(
-        request, "health.html", "health", rows=list(zip(labels, rows, strict=True)), missing=missing, reasons=reasons,
+        request,
+        "health.html",
+        "health",
+        rows=list(zip(labels, rows, strict=True)),
+        missing=missing,
+        reasons=reasons,
         chart_data=chart,
-    )  # fmt: skip
+    )
