@@ -6,6 +6,8 @@ import pytest
 
 from crash_aggregates.stats import (
     benjamini_hochberg,
+    binomial_test,
+    clopper_pearson,
     crash_rate,
     per_1000_hours,
     rate_interval,
@@ -174,3 +176,47 @@ def test_per_1000_hours():
     assert per_1000_hours(3, 1500.0) == 2.0
     assert math.isnan(per_1000_hours(3, 0))
     assert crash_rate(137, 24.19893 * 1000) == pytest.approx((5.661407, 4.753125, 6.692709), rel=1e-6)
+
+
+# The binomial test and interval against scipy's own, independent implementations, over a grid
+# that takes in both tails, the middle, ties of probability and large counts.
+GRID = [
+    (x, n, p)
+    for n in (1, 2, 5, 10, 37, 100, 1000, 12_345, 1_000_000)
+    for p in (0.01, 0.1, 0.25, 1 / 3, 0.5, 0.7, 0.99)
+    for x in sorted(
+        {0, 1, n // 7, round(n * p) - 1, round(n * p), round(n * p) + 1, n // 2, n - 1, n} & set(range(n + 1))
+    )
+]
+
+
+@pytest.mark.parametrize("x, n, p", GRID)
+def test_binomial_test_and_interval_match_scipy(x, n, p):
+    from scipy.stats import binomtest
+
+    reference = binomtest(x, n, p)
+    # Ties are decided alike (checked with exact arithmetic); the tails differ in the ninth digit.
+    assert binomial_test(x, n, p) == pytest.approx(reference.pvalue, rel=1e-8, abs=1e-300)
+    low, high = reference.proportion_ci(confidence_level=0.95, method="exact")
+    # scipy finds these limits by root finding (brentq, to about 1e-8 relative); ours are betaincinv,
+    # checked to 1e-12 against the closed forms below.
+    assert clopper_pearson(x, n) == pytest.approx((low, high), rel=1e-7, abs=1e-15)
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 12_345, 1_000_000, 10**9])
+def test_clopper_pearson_closed_forms(n):
+    # At 0 and 1 successes (and n - 1, n) the limits solve (1 - p)^n = a or p^n = a in closed form.
+    a = 0.025
+    assert clopper_pearson(0, n) == pytest.approx((0.0, -math.expm1(math.log(a) / n)), rel=1e-12)
+    assert clopper_pearson(n, n) == pytest.approx((math.exp(math.log(a) / n), 1.0), rel=1e-12)
+    if n > 1:
+        assert clopper_pearson(1, n)[0] == pytest.approx(-math.expm1(math.log1p(-a) / n), rel=1e-12)
+        assert clopper_pearson(n - 1, n)[1] == pytest.approx(math.exp(math.log1p(-a) / n), rel=1e-12)
+
+
+def test_binomial_test_edges():
+    assert binomial_test(0, 0, 0.5) == 1.0
+    assert binomial_test(0, 10, 0.0) == 1.0 and binomial_test(1, 10, 0.0) == 0.0
+    assert binomial_test(10, 10, 1.0) == 1.0 and binomial_test(9, 10, 1.0) == 0.0
+    with pytest.raises(ValueError):
+        binomial_test(11, 10, 0.5)

@@ -78,6 +78,34 @@ def group_order(answers: Iterable[Answer], exposure: int) -> list:
     return sorted(hours, key=lambda g: (g == (OTHER,), -hours[g], str(g)))
 
 
+def rollup(
+    answers: list[Answer], by: tuple[str, ...], keep: tuple[str, ...], where: dict | None = None
+) -> list[Answer]:
+    """Answers grouped by ``by``, summed again by the dimensions ``keep``, over the groups ``where`` allows.
+
+    ``where`` maps a dimension to the values it may have (None: absent). One
+    question grouped by a few dimensions answers several narrower ones this
+    way, for the cost of one pass over the data.
+
+    >>> answers = [Answer(("beta", "a"), None, (1.0, 10.0)), Answer(("beta", "b"), None, (2.0, 5.0)),
+    ...            Answer(("nightly", "a"), None, (4.0, 1.0))]
+    >>> rollup(answers, ("channel", "build"), ("build",), {"channel": {"beta"}})
+    [Answer(group=('a',), day=None, sums=(1.0, 10.0)), Answer(group=('b',), day=None, sums=(2.0, 5.0))]
+    >>> rollup(answers, ("channel", "build"), ())
+    [Answer(group=(), day=None, sums=(7.0, 16.0))]
+    """
+    where = where or {}
+    checks = [(by.index(d), allowed) for d, allowed in where.items()]
+    positions = [by.index(d) for d in keep]
+    found: dict[tuple, list[float]] = {}
+    for a in answers:
+        if all(a.group[i] in allowed for i, allowed in checks):
+            sums = found.setdefault((tuple(a.group[i] for i in positions), a.day), [0.0] * len(a.sums))
+            for k, v in enumerate(a.sums):
+                sums[k] += v or 0.0
+    return [Answer(group, day, tuple(sums)) for (group, day), sums in found.items()]
+
+
 def series(answers: list[Answer], start: date, end: date, min_hours: float, events=0, exposure=1) -> list[Point]:
     """One point per group and date from start to end; dates without aggregates have no usage and no rate."""
     found = {(a.group, a.day): a for a in answers}
@@ -251,6 +279,10 @@ class BuildRow:
     flag: str | None = None  # regression | improvement
 
 
+#: Rounds of flags and baselines in :func:`builds` (one more than a regression followed by its fix needs).
+ROUNDS = 4
+
+
 def builds(answers: list[Answer], previous: int, min_hours: float, fdr: float, min_change: float) -> list[BuildRow]:
     """Each build's rate, and its ratio against the ``previous`` builds before it, pooled.
 
@@ -266,13 +298,14 @@ def builds(answers: list[Answer], previous: int, min_hours: float, fdr: float, m
     """
     ordered = sorted((a for a in answers if a.group[0] is not None), key=lambda a: a.group[0])
     points = [point(a.group[0], None, a.sums[0], a.sums[1], min_hours) for a in ordered]
-    regressions: set[str] = set()
-    for _ in range(10):
+    regressions: frozenset[str] = frozenset()
+    seen = {regressions}
+    for _ in range(ROUNDS):
         rows = _test_builds(points, previous, regressions, min_hours, fdr, min_change)
-        found = {r.build_id for r in rows if r.flag == "regression"}
-        if found == regressions:
+        regressions = frozenset(r.build_id for r in rows if r.flag == "regression")
+        if regressions in seen:  # agreed (or going round in a circle): stop
             break
-        regressions = found
+        seen.add(regressions)
     return rows
 
 

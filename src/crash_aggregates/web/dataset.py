@@ -114,6 +114,20 @@ class ServedData:
                 version.conn = connect(self.path)
             return ask(question, version.conn, timeout=self.timeout)
 
+    def open(self) -> None:
+        """Open the connection to the current version now (``serve`` does, before it takes requests).
+
+        The first connection of a process also pays for importing DuckDB and
+        writing the empty schema file: about a second the first request would
+        otherwise wait for.
+        """
+        from ..sql import connect
+
+        version = self.version()
+        with version.lock:
+            if version.conn is None and not version.retired and version.key:
+                version.conn = connect(self.path)
+
     def reports(self) -> dict[date, dict | None]:
         """Each published date's ``_report.json`` (None where it cannot be read)."""
 

@@ -58,6 +58,7 @@ def serve(data: str, config, *, host: str = "127.0.0.1", port: int = 8000, echo=
     """Serve the dashboard over ``data`` until interrupted."""
     import uvicorn
 
+    from ..sql.errors import QueryError
     from .app import create_app
 
     token = access_token(config)
@@ -68,6 +69,11 @@ def serve(data: str, config, *, host: str = "127.0.0.1", port: int = 8000, echo=
         )
     app = create_app(data, config, token=token)
     sock = bind(host, port)
+    try:
+        app.state.dashboard.data.open()
+    except QueryError as e:
+        sock.close()
+        raise ServeError(str(e)) from None
     dates = app.state.dashboard.data.dates()
     span = f"{len(dates)} submission dates, {dates[0]} to {dates[-1]}" if dates else "no published partition yet"
     echo(f"Dashboard of {data} ({span}) at {url(sock)}" + (" (access token required)" if token else ""))

@@ -324,49 +324,60 @@ def explore(request: Request) -> Response:
     )
 
 
-def _channels(request: Request, start: date, end: date, axis: str) -> list[str]:
-    exposure = rates.exposure_stat(_app(request).config)
-    q = _question(request, stats=(exposure,), start=start, end=end, by=("channel",), axis=axis, per_day=False)
-    answers = _app(request).data.ask(q)
-    return [g[0] for g in analysis.group_order(answers, 0) if g[0] is not None]
+def _allowed(filters, absent=()) -> dict:
+    """``rollup``'s form of filters: each dimension's values (any of them), None for absent ones."""
+    allowed: dict = {}
+    for dimension, value in filters:
+        allowed.setdefault(dimension, set()).add(value)
+    allowed.update({dimension: {None} for dimension in absent})
+    return allowed
 
 
 def builds(request: Request) -> Response:
     app = _app(request)
     config, settings = app.config, app.config.dashboard
     p = _params(request)
-    if "channel" not in [d.name for d in config.dimensions] or "build_id" not in [d.name for d in config.dimensions]:
+    names = {d.name for d in config.dimensions}
+    if not {"channel", "build_id"} <= names:
         raise BadRequest("the Builds view needs the dimensions channel and build_id in the configuration")
     crash = rates.crash_stats(config)
     exposure = rates.exposure_stat(config)
     stat = p.stat("stat", crash[0] if crash else None, crash)
     start, end = p.date_range(app.data.dates(), DEFAULT_RANGE_DAYS)
     axis = p.choice("date", rates.AXES, "activity")
-    channels = _channels(request, start, end, axis)
-    channel = p.one("channel", "nightly" if "nightly" in channels or not channels else channels[0])
     previous = p.integer("previous", settings.previous_builds, 1, 100)
     min_hours = p.number("min_hours", settings.min_usage_hours, 0, 1e12)
     min_change = p.number("min_change", settings.min_change, 0, 10)
     fdr = settings.false_discovery_rate
-    where = (("channel", channel), *p.filters())
-    absent = p.absent()
-    q = _question(
-        request, stats=(stat, exposure), start=start, end=end, by=("build_id",), where=where, absent=absent,
-        axis=axis, per_day=False,
+    filters, absent = p.filters(), p.absent()
+    # One pass over the data answers the channel list, the builds of the channel and the cohort chart.
+    cohorts = {"e10s_cohort", "experiment_id"} <= names
+    by = ("channel", "build_id", *(("e10s_cohort", "experiment_id") if cohorts else ()))
+    everything = _question(
+        request, stats=(stat, exposure), start=start, end=end, by=by, where=filters, absent=absent, axis=axis,
+        per_day=False,
     )  # fmt: skip
-    rows = app.data.cached(
-        "builds", _cache_key(request), lambda _: analysis.builds(app.data.ask(q), previous, min_hours, fdr, min_change)
-    )
-    cohort_chart = None
-    if {"e10s_cohort", "experiment_id"} <= {d.name for d in config.dimensions}:
-        # The original system's third query: main crashes by build and e10s cohort, outside experiments.
-        cq = _question(
-            request, stats=(stat, exposure), start=start, end=end, by=("build_id", "e10s_cohort"),
-            where=where, absent=tuple(dict.fromkeys((*absent, "experiment_id"))), axis=axis, per_day=False,
-        )  # fmt: skip
-        cohort_chart = app.data.cached(
-            "cohorts", _cache_key(request), lambda _: _cohort_chart(app.data.ask(cq), min_hours)
-        )
+    answers = app.data.ask(everything)
+    channels = [g[0] for g in analysis.group_order(analysis.rollup(answers, by, ("channel",)), 1) if g[0] is not None]
+    channel = p.one("channel", "nightly" if "nightly" in channels or not channels else channels[0])
+    # The question the page answers, as a user would ask it (what "open as SQL" shows).
+    q = _question(
+        request, stats=(stat, exposure), start=start, end=end, by=("build_id",), where=(("channel", channel), *filters),
+        absent=absent, axis=axis, per_day=False,
+    )  # fmt: skip
+
+    def compute(_):
+        mine = {"channel": {channel}}
+        per_build = analysis.rollup(answers, by, ("build_id",), mine)
+        rows = analysis.builds(per_build, previous, min_hours, fdr, min_change)
+        cohort_chart = None
+        if cohorts:
+            # The original system's third query: main crashes by build and e10s cohort, outside experiments.
+            outside = analysis.rollup(answers, by, ("build_id", "e10s_cohort"), {**mine, "experiment_id": {None}})
+            cohort_chart = _cohort_chart(outside, min_hours)
+        return rows, cohort_chart
+
+    rows, cohort_chart = app.data.cached("builds", _cache_key(request), compute)
     chart = {
         "kind": "intervals",
         "x": "build id",
@@ -487,20 +498,22 @@ def compare(request: Request) -> Response:
     sums = (*crash, exposure, *([pings] if pings else []))
     width = len(sums)
 
-    def population(filters):
-        q = _question(request, stats=sums, start=start, end=end, where=filters, axis=axis)
-        # Adoption: a build's share among its peers (the same filters but the build), or a share of everything.
-        base_filters = tuple((d, v) for d, v in filters if d not in BUILD_DIMENSIONS) if align == "release" else ()
-        base = _question(request, stats=(exposure,), start=start, end=end, where=base_filters, axis=axis)
-        return q, base
+    # One pass over the data, grouped by the dimensions the populations name, answers both and their peers.
+    dims = tuple(dict.fromkeys(d for d, _ in (*a, *b)))
+    everything = _question(request, stats=sums, start=start, end=end, by=dims, axis=axis)
+
+    def per_day(filters) -> dict[str, tuple]:
+        return {x.day: x.sums for x in analysis.rollup(app.data.ask(everything), dims, (), _allowed(filters))}
 
     def compute(_):
         result = {}
         windows = {}
         dailies = {}
         for name, filters in (("a", a), ("b", b)):
-            q, base = population(filters)
-            dailies[name] = ({x.day: x.sums for x in app.data.ask(q)}, {x.day: x.sums for x in app.data.ask(base)}, q)
+            # Adoption: a build's share among its peers (the same filters but the build), or a share of everything.
+            peers = tuple((d, v) for d, v in filters if d not in BUILD_DIMENSIONS) if align == "release" else ()
+            shown = _question(request, stats=sums, start=start, end=end, where=filters, axis=axis)
+            dailies[name] = (per_day(filters), per_day(peers), shown)
         if align == "release":
             firsts = {n: analysis.first_day(d[0], len(crash)) for n, d in dailies.items()}
             if None in firsts.values():
@@ -517,7 +530,8 @@ def compare(request: Request) -> Response:
         result["windows"] = windows
         result["totals"] = tot
         result["adoption"] = {
-            n: _share(tot[n][len(crash)], analysis.totals(dailies[n][1], windows[n], 1)[0]) for n in dailies
+            n: _share(tot[n][len(crash)], analysis.totals(dailies[n][1], windows[n], width)[len(crash)])
+            for n in dailies
         }
         i = crash.index(stat)
         length = max((len(w) for w in windows.values()), default=0)
@@ -542,7 +556,7 @@ def compare(request: Request) -> Response:
                 {
                     "name": label,
                     "values": [
-                        _share(pt.usage_hours, (base_daily.get(d) or (0.0,))[0])
+                        _share(pt.usage_hours, (base_daily.get(d) or (0.0,) * width)[len(crash)])
                         for pt, d in zip(pts, windows[n], strict=True)
                     ],
                 }
