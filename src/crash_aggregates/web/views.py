@@ -358,7 +358,13 @@ def builds(request: Request) -> Response:
         per_day=False,
     )  # fmt: skip
     answers = app.data.ask(everything)
-    channels = [g[0] for g in analysis.group_order(analysis.rollup(answers, by, ("channel",)), 1) if g[0] is not None]
+    channels = app.data.cached(
+        "channels",
+        everything,
+        lambda _: [
+            g[0] for g in analysis.group_order(analysis.rollup(answers, by, ("channel",)), 1) if g[0] is not None
+        ],
+    )
     channel = p.one("channel", "nightly" if "nightly" in channels or not channels else channels[0])
     # The question the page answers, as a user would ask it (what "open as SQL" shows).
     q = _question(
@@ -498,9 +504,16 @@ def compare(request: Request) -> Response:
     sums = (*crash, exposure, *([pings] if pings else []))
     width = len(sums)
 
-    # One pass over the data, grouped by the dimensions the populations name, answers both and their peers.
+    # One pass over the data, grouped by the dimensions the populations name, answers both and their peers;
+    # a dimension that every one of them filters on is filtered in the query already.
     dims = tuple(dict.fromkeys(d for d, _ in (*a, *b)))
-    everything = _question(request, stats=sums, start=start, end=end, by=dims, axis=axis)
+    populations = [a, b, *(_peers(f, align) for f in (a, b))]
+    common = [
+        (d, v) for d in dims if all(any(x == d for x, _ in f) for f in populations) for x, v in (*a, *b) if x == d
+    ]
+    everything = _question(
+        request, stats=sums, start=start, end=end, by=dims, where=tuple(dict.fromkeys(common)), axis=axis
+    )
 
     def per_day(filters) -> dict[str, tuple]:
         return {x.day: x.sums for x in analysis.rollup(app.data.ask(everything), dims, (), _allowed(filters))}
@@ -510,10 +523,8 @@ def compare(request: Request) -> Response:
         windows = {}
         dailies = {}
         for name, filters in (("a", a), ("b", b)):
-            # Adoption: a build's share among its peers (the same filters but the build), or a share of everything.
-            peers = tuple((d, v) for d, v in filters if d not in BUILD_DIMENSIONS) if align == "release" else ()
             shown = _question(request, stats=sums, start=start, end=end, where=filters, axis=axis)
-            dailies[name] = (per_day(filters), per_day(peers), shown)
+            dailies[name] = (per_day(filters), per_day(_peers(filters, align)), shown)
         if align == "release":
             firsts = {n: analysis.first_day(d[0], len(crash)) for n, d in dailies.items()}
             if None in firsts.values():
@@ -588,6 +599,11 @@ def compare(request: Request) -> Response:
         exposure_index=len(crash),
         pings_index=len(crash) + 1 if pings else None,
     )
+
+
+def _peers(filters, align: str) -> tuple:
+    """Whom a population's adoption is a share of: its filters but the build (a release), or everything."""
+    return tuple((d, v) for d, v in filters if d not in BUILD_DIMENSIONS) if align == "release" else ()
 
 
 def _share(part: float, whole: float) -> float | None:
