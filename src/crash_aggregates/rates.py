@@ -6,7 +6,7 @@ against the configuration. It becomes one SQL tree, written two ways:
 
 - DuckDB SQL with named parameters (``$p0``, ...) for every value, run on
   the fenced connection of ``crash_aggregates.sql.connect`` and reading the
-  flat sidecar columns where it can (``sql.accelerate``), as ``sql`` does;
+  flat sidecar columns where it can (``sql.flat_view``), as ``sql`` does;
 - Presto SQL with the values written in as literals (:func:`presto_sql`),
   which a user can paste into ``crash-aggregates sql`` for the same numbers.
 
@@ -266,11 +266,11 @@ def presto_sql(q: Question) -> str:
 
 def duckdb_sql(q: Question, flat_columns: set[str]) -> tuple[str, dict[str, object]]:
     """The question as DuckDB SQL with named parameters, reading the flat columns where it can."""
-    from .sql.accelerate import accelerate
+    from .sql.flat_view import use_flat_view
     from .sql.presto import generate
 
     tree, values = build(q, prune=True)
-    fast = accelerate(tree, flat_columns)
+    fast = use_flat_view(tree, flat_columns)
     return generate(fast if fast is not None else tree), values
 
 
