@@ -1,11 +1,8 @@
 """The ``crash-aggregates`` command line: thin wrappers over the library.
 
-Exit codes (also in ``crash-aggregates --help`` and docs/operations.md):
-
-  0  every requested date was processed and published
-  1  at least one date failed (corrupt input, I/O error); its partition was left as it was
-  2  bad arguments or configuration (nothing was run)
-  3  at least one date had no input (nothing was written for it); no date failed
+The library raises ``errors.CrashAggregatesError``s and returns results; here
+they become one line on stderr and the exit status of ``errors.ExitCode``
+(which ``--help`` and docs/operations.md explain).
 """
 
 from __future__ import annotations
@@ -17,20 +14,47 @@ from datetime import UTC, date, datetime, timedelta
 
 import click
 
-EXIT_USAGE = 2  # the other exit codes are set by job.run_job
+from .errors import CrashAggregatesError, ExitCode
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0  all dates processed and published
-  1  a date failed (corrupt input, I/O error); its old partition is kept
-  2  bad arguments or configuration
-  3  a date had no input; nothing written for it (and no date failed)"""
+
+def exit_codes_help(meanings: dict[ExitCode, str]) -> str:
+    """The epilog of a command's ``--help`` that says what its exit statuses mean."""
+    return "\b\nExit codes:\n" + "\n".join(f"  {code:d}  {meaning}" for code, meaning in meanings.items())
+
+
+EXIT_CODES_HELP = exit_codes_help(
+    {
+        ExitCode.OK: "all dates processed and published",
+        ExitCode.FAILED: "a date failed (corrupt input, I/O error); its old partition is kept",
+        ExitCode.USAGE: "bad arguments or configuration",
+        ExitCode.NO_INPUT: "a date had no input; nothing written for it (and no date failed)",
+    }
+)
 
 
 class UsageError(click.UsageError):
-    """A bad argument: one line on stderr, exit status 2."""
+    """A bad argument: the usage, then one line on stderr; exit status 2."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
+
+
+class Failed(click.ClickException):
+    """A library error at the edge: ``Error: <message>`` on stderr, the error's exit status."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.FAILED):
+        super().__init__(message)
+        self.exit_code = int(exit_code)
+
+    @classmethod
+    def of(cls, error: CrashAggregatesError, suffix: str = "") -> Failed:
+        return cls(f"{error}{suffix}", error.exit_code)
+
+
+class JobFailed(Failed):
+    """The same in the style of the job's other lines (``warning: ...``): ``error: <message>``."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
 
 
 def parse_date(text: str) -> date:
@@ -197,6 +221,8 @@ def run(
     endpoint_url in the config or AWS_ENDPOINT_URL.
     """
     from .job import run_job
+    from .location import StorageError
+    from .terminal import TerminalReporter
 
     config = load_config_or_fail(config_path)
     dates = date_range(min_submission_date, max_submission_date)
@@ -216,18 +242,25 @@ def run(
         raise UsageError(
             "--workers is for the embedded engine; Spark's parallelism comes from its master (local[N], executors)"
         )
-    code = run_job(
-        config,
-        input_path,
-        output_path,
-        dates,
-        engine=engine,
-        workers=workers,
-        allow_corrupt=allow_corrupt_files,
-        progress=sys.stderr.isatty() if progress is None else progress,
-        spark_master=spark_master,
-    )
-    sys.exit(code)
+    reporter = TerminalReporter(progress=sys.stderr.isatty() if progress is None else progress)
+    try:
+        result = run_job(
+            config,
+            input_path,
+            output_path,
+            dates,
+            engine=engine,
+            workers=workers,
+            allow_corrupt=allow_corrupt_files,
+            spark_master=spark_master,
+            reporter=reporter,
+        )
+    except StorageError as e:  # the output cannot be used (raised before the first date)
+        raise JobFailed.of(e, "; nothing was run") from None
+    except CrashAggregatesError as e:  # the engine cannot start
+        raise JobFailed.of(e) from None
+    reporter.run_done(result)
+    sys.exit(result.exit_code)
 
 
 @cli.command("config")
@@ -248,20 +281,15 @@ def config_cmd(config_path):
     click.echo(to_toml(load_config_or_fail(config_path)), nl=False)
 
 
-class QueryFailed(click.ClickException):
-    """A query that was refused or failed: one line on stderr, the query's exit status."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-SQL_EXIT_CODES_HELP = """\b
-Exit codes:
-  0  the answer was written
-  1  the query started but failed (time limit, unreadable data file, a value that cannot be converted)
-  2  the query was refused or is wrong (syntax, unknown column/function/table, writing,
-     files outside the dataset), or bad arguments"""
+SQL_EXIT_CODES_HELP = exit_codes_help(
+    {
+        ExitCode.OK: "the answer was written",
+        ExitCode.FAILED: "the query started but failed "
+        "(time limit, unreadable data file, a value that cannot be converted)",
+        ExitCode.USAGE: "the query was refused or is wrong (syntax, unknown column/function/table, writing,\n"
+        "     files outside the dataset), or bad arguments",
+    }
+)
 
 
 @cli.command("sql", epilog=SQL_EXIT_CODES_HELP)
@@ -331,7 +359,7 @@ def sql_cmd(query, query_file, data_path, config_path, dialect, fmt, output_path
             raise QueryError("no data: pass --data PATH or set [data] output in the config")
         sql_command(text, data=data_path, dialect=dialect, fmt=fmt, output=output_path, timeout=timeout, limit=limit)
     except QueryError as e:
-        raise QueryFailed(str(e), e.exit_code) from None
+        raise Failed.of(e) from None
 
 
 @cli.command("ddl")
@@ -367,7 +395,7 @@ def ddl_cmd(dialect, location, table):
     try:
         click.echo(ddl(dialect, location, table), nl=False)
     except QueryError as e:
-        raise QueryFailed(str(e), e.exit_code) from None
+        raise Failed.of(e) from None
 
 
 @cli.command("migrate")
@@ -407,16 +435,16 @@ def migrate_cmd(data_path, config_path, dry_run):
     try:
         summary = migrate(data_path, dry_run=dry_run, progress=progress)
     except StorageError as e:
-        raise click.ClickException(str(e)) from None
+        raise Failed.of(e) from None
     except OSError as e:
-        raise click.ClickException(f"cannot migrate {e.filename or data_path}: {e.strerror or e}") from None
+        raise Failed(f"cannot migrate {e.filename or data_path}: {e.strerror or e}") from None
     done = "to migrate" if dry_run else "migrated"
     click.echo(
         f"{'dry run' if dry_run else 'done'}: {summary.migrated} partition(s) {done}, "
         f"{summary.current} already in the current layout" + ("; nothing was changed" if dry_run else "")
     )
     if summary.skipped:
-        raise click.ClickException(f"{summary.skipped} partition(s) changed while migrating: run migrate again")
+        raise Failed(f"{summary.skipped} partition(s) changed while migrating: run migrate again")
 
 
 @cli.command("serve")
@@ -519,8 +547,7 @@ def generate(output_path, min_submission_date, max_submission_date, pings_per_da
     try:
         summary = generate_pings(output_path, dates, pings_per_day, seed=seed, profile=profile, compression=compression)
     except StorageError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        raise JobFailed.of(e) from None
     click.echo(
         f"generated {summary.pings:,} pings ({sum(summary.bad.values()):,} deliberately bad) in "
         f"{summary.files} files, {summary.bytes / 1e6:,.1f} MB on disk "

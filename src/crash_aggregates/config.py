@@ -21,14 +21,18 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import CrashAggregatesError, ExitCode
+
 #: Per-ping values computed by the rules in ``pings.py`` (SPEC section 5).
 BUILTIN_STATS = ("ping_count", "usage_hours", "main_crashes")
 
 CONFIG_ENV_VAR = "CRASH_AGGREGATES_CONFIG"
 
 
-class ConfigError(ValueError):
+class ConfigError(CrashAggregatesError, ValueError):
     """The configuration file cannot be read or does not make sense."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)

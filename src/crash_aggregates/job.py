@@ -1,40 +1,92 @@
 """The daily job: for each submission date, read, aggregate, publish, report.
 
-This is the library entry point behind ``crash-aggregates run``; it returns
-the process exit status and prints one summary line per date plus a final one.
+This is the library entry point behind ``crash-aggregates run``. It prints
+nothing and exits nothing: ``run_job`` returns a :class:`RunResult` (what
+became of each date, and the exit status that follows) and tells a
+:class:`Reporter` what happens while it happens; the command line's reporter
+(``terminal.py``) prints the lines and the progress bar.
 
 Input and output are local folders or ``s3://`` URLs. A location that cannot
 be used at all (wrong credentials, no such bucket, unreachable endpoint,
-permission denied) stops the run at the first date that meets it, with one
-message naming the URL: the following dates would only fail the same way.
+permission denied) stops the run at the first date that meets it: the
+following dates would only fail the same way.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-
-import click
+from pathlib import Path
 
 from . import __version__, location
 from .config import Config
-from .engines import EngineError
+from .errors import CrashAggregatesError, ExitCode
 from .location import StorageError
-from .sources import CorruptInput, NoInput, list_input, plan_splits
+from .sources import NoInput, list_input, plan_splits
 from .storage import aggregates_table, clean_staging, load_writer, publish_partition
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_INPUT = 0, 1, 2, 3
+#: Called with (bytes read, pings evaluated) since the previous call.
+ProgressFn = Callable[[int, int], None]
+
+
+class DateIOError(CrashAggregatesError):
+    """A date's input could not be read, or its partition not published (a local I/O error)."""
+
+
+class Reporter:
+    """What a run tells while it runs; this one tells nothing (a library caller's default)."""
+
+    def removed(self, name: str) -> None:
+        """A folder that an interrupted run left in the output was removed."""
+
+    def warning(self, message: str) -> None:
+        """Trouble the run got past, such as old files it could not delete."""
+
+    def reading(self, day: date, total_bytes: int) -> AbstractContextManager[ProgressFn | None]:
+        """Around the reading of a date: gives the engine its progress callback, or None."""
+        return nullcontext()
+
+    def day_done(self, result: DayResult) -> None:
+        """A date was published, had no input, or failed."""
 
 
 @dataclass
 class DayResult:
     day: date
     status: str  # "published" | "no input" | "failed" | "stopped" (a StorageError: the run stops)
-    message: str = ""
-    report: dict = field(default_factory=dict)
+    error: CrashAggregatesError | None = None  # why, unless published
+    report: dict = field(default_factory=dict)  # _report.json, once the date was read
+    location: Path | str = ""  # where the partition was published
+    seconds: float = 0.0  # from listing the input to publishing
+
+
+@dataclass
+class RunResult:
+    dates: list[date]  # the dates asked for
+    days: list[DayResult]  # those run, in order: a stopped run ends early
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(result.status == status for result in self.days)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed") + self.count("stopped")
+
+    @property
+    def not_run(self) -> int:
+        return len(self.dates) - len(self.days)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.failed:
+            return ExitCode.FAILED
+        if self.count("no input"):
+            return ExitCode.NO_INPUT
+        return ExitCode.OK
 
 
 def run_job(
@@ -45,131 +97,90 @@ def run_job(
     engine: str = "embedded",
     workers: int | None = None,
     allow_corrupt: bool = False,
-    progress: bool = False,
     spark_master: str | None = None,
-) -> int:
-    """Process every date; returns 0, 1 (a date failed), 2 (the engine cannot start) or 3 (a date had no input)."""
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Run every date, in order, until one stops the run; returns what became of each.
+
+    Raises before the first date: ``engines.spark.SparkUnavailable`` when the
+    engine cannot start, StorageError when the output cannot be used.
+    """
+    reporter = reporter or Reporter()
     started = time.perf_counter()
     if engine == "spark":
         from .engines import spark
 
-        try:  # one session for every date of the run (stopped at exit)
-            spark.start(spark_master)
-            workers = spark.parallelism()
-        except EngineError as e:
-            click.echo(f"error: {e}", err=True)
-            return EXIT_USAGE
+        spark.start(spark_master)  # one session for every date of the run (stopped at exit)
+        workers = spark.parallelism()
     if engine == "embedded" and not workers:
         from .engines.embedded import default_workers
 
         workers = default_workers()
     location.configure(config.s3_endpoint_url)
-    try:
-        for name in clean_staging(output_path, warn=_warn):
-            click.echo(f"removed {name}, left behind by an interrupted run", err=True)
-    except StorageError as e:
-        click.echo(f"error: {e}; nothing was run", err=True)
-        return EXIT_FAILED
-    results = []
+    for name in clean_staging(output_path, warn=reporter.warning):
+        reporter.removed(name)
+    days = []
     for day in dates:
-        result = run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress)
-        results.append(result)
+        result = run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, reporter)
+        days.append(result)
+        reporter.day_done(result)
         if result.status == "stopped":
-            left = len(dates) - len(results)
-            if left:
-                click.echo(f"stopping: the {left} later date(s) were not run", err=True)
             break
-    counts = {s: sum(r.status == s for r in results) for s in ("published", "no input", "failed", "stopped")}
-    failed = counts["failed"] + counts["stopped"]
-    not_run = len(dates) - len(results)
-    click.echo(
-        f"done: {len(dates)} date(s): {counts['published']} published, {counts['no input']} without input, "
-        f"{failed} failed{f', {not_run} not run' if not_run else ''}, in {time.perf_counter() - started:.1f} s"
-    )
-    if failed:
-        return EXIT_FAILED
-    if counts["no input"]:
-        return EXIT_NO_INPUT
-    return EXIT_OK
+    return RunResult(dates, days, time.perf_counter() - started)
 
 
-def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, progress) -> DayResult:
+def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, reporter) -> DayResult:
+    """Read, aggregate and publish one date; a failure is a DayResult, the previous partition left in place."""
     started = time.perf_counter()
+    report: dict = {}
     try:
         files = list_input(input_path, day)
-    except NoInput as e:
-        click.echo(f"{day}: no input ({e}); nothing written", err=True)
-        return DayResult(day, "no input", str(e))
-    except StorageError as e:
-        return _stopped(day, e)
-    splits = plan_splits(files)
-    total_bytes = sum(f.size for f in files)
+        splits = plan_splits(files)
+        total_bytes = sum(f.size for f in files)
+        with reporter.reading(day, total_bytes) as progress, _failing("cannot read input"):
+            partial = _aggregate(config, day, splits, engine, workers, allow_corrupt, progress)
+        report = {
+            "submission_date": day.isoformat(),
+            **partial.counters(),
+            "aggregates": len(partial.aggregates),
+            "input_files": len(files),
+            "input_bytes": total_bytes,
+            "corrupt_files": partial.corrupt_files,
+            "engine": engine,
+            "workers": workers,
+            "dimensions": [d.name for d in config.dimensions],
+            "stats": config.stat_columns(),
+            "version": __version__,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration_seconds": round(time.perf_counter() - started, 3),
+        }
+        table = aggregates_table(partial.aggregates, [d.name for d in config.dimensions], config.stat_columns())
+        with _failing(f"cannot publish to {output_path}"):
+            where = publish_partition(
+                output_path, day, table, report, warn=lambda message: reporter.warning(f"{day}: {message}")
+            )
+    except CrashAggregatesError as e:
+        return DayResult(day, _status(e), e, report)
+    return DayResult(day, "published", report=report, location=where, seconds=time.perf_counter() - started)
+
+
+def _status(error: CrashAggregatesError) -> str:
+    if isinstance(error, NoInput):
+        return "no input"
+    if isinstance(error, StorageError):
+        return "stopped"  # the location cannot be used: every later date would fail the same way
+    return "failed"
+
+
+@contextmanager
+def _failing(action: str) -> Iterator[None]:
+    """An OSError of a local file becomes a DateIOError, ``action: error``; the library's own errors pass."""
     try:
-        with _progress_bar(day, total_bytes, progress) as advance:
-            partial = _aggregate(config, day, splits, engine, workers, allow_corrupt, advance)
-    except CorruptInput as e:
-        click.echo(
-            f"{day}: failed: corrupt input {e} (--allow-corrupt-files uses its readable lines); "
-            "the previous partition is left in place",
-            err=True,
-        )
-        return DayResult(day, "failed", str(e))
-    except StorageError as e:
-        return _stopped(day, e)
-    except BrokenProcessPool:
-        message = "a worker process died (killed, or out of memory?)"
-        click.echo(f"{day}: failed: {message}; the previous partition is left in place", err=True)
-        return DayResult(day, "failed", message)
-    except EngineError as e:  # a Spark job that failed (after Spark's own retries)
-        click.echo(f"{day}: failed: {e}; the previous partition is left in place", err=True)
-        return DayResult(day, "failed", str(e))
+        yield
+    except CrashAggregatesError:  # StorageError is an OSError too
+        raise
     except OSError as e:
-        click.echo(f"{day}: failed: cannot read input: {e}; the previous partition is left in place", err=True)
-        return DayResult(day, "failed", str(e))
-
-    counters = partial.counters()
-    report = {
-        "submission_date": day.isoformat(),
-        **counters,
-        "aggregates": len(partial.aggregates),
-        "input_files": len(files),
-        "input_bytes": total_bytes,
-        "corrupt_files": partial.corrupt_files,
-        "engine": engine,
-        "workers": workers,
-        "dimensions": [d.name for d in config.dimensions],
-        "stats": config.stat_columns(),
-        "version": __version__,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "duration_seconds": round(time.perf_counter() - started, 3),
-    }
-    table = aggregates_table(partial.aggregates, [d.name for d in config.dimensions], config.stat_columns())
-    try:
-        where = publish_partition(output_path, day, table, report, warn=lambda message: _warn(f"{day}: {message}"))
-    except StorageError as e:
-        return _stopped(day, e, report)
-    except OSError as e:
-        click.echo(
-            f"{day}: failed: cannot publish to {output_path}: {e}; the previous partition is left in place", err=True
-        )
-        return DayResult(day, "failed", str(e), report)
-    seconds = time.perf_counter() - started
-    corrupt = f", {len(partial.corrupt_files)} corrupt file(s) used in part" if partial.corrupt_files else ""
-    click.echo(
-        f"{day}: main {counters['main_pings_processed']:,} processed / {counters['main_pings_ignored']:,} ignored, "
-        f"crash {counters['crash_pings_processed']:,} processed / {counters['crash_pings_ignored']:,} ignored, "
-        f"{len(partial.aggregates):,} aggregates, {total_bytes / 1e6:,.1f} MB in {seconds:.2f} s{corrupt} -> {where}"
-    )
-    return DayResult(day, "published", report=report)
-
-
-def _stopped(day: date, error: StorageError, report: dict | None = None) -> DayResult:
-    click.echo(f"{day}: failed: {error}; the previous partition is left in place", err=True)
-    return DayResult(day, "stopped", str(error), report or {})
-
-
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+        raise DateIOError(f"{action}: {e}") from e
 
 
 def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):
@@ -183,49 +194,3 @@ def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):
     return aggregate_day(
         config, day, splits, workers=workers, allow_corrupt=allow_corrupt, progress=advance, prepare=load_writer
     )
-
-
-class _progress_bar:
-    """A rich progress bar on stderr (bytes of total, MB/s, pings/s), or nothing."""
-
-    def __init__(self, day: date, total_bytes: int, enabled: bool):
-        self.day, self.total, self.enabled = day, total_bytes, enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self.pings = 0
-        self.started = time.perf_counter()
-        self.bar = Progress(
-            TextColumn(f"{self.day}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
-            transient=True,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("read", total=self.total, rate="")
-        return self.advance
-
-    def advance(self, nbytes: int, pings: int) -> None:
-        self.pings += pings
-        rate = self.pings / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.task, advance=nbytes, rate=f"{rate:,.0f} pings/s")
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False

@@ -55,6 +55,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from .errors import CrashAggregatesError, ExitCode
+
 
 def partition_name(day) -> str:
     """The Hive partition folder of a date (``datetime.date``), in input and output alike.
@@ -78,7 +80,7 @@ S3_BLOCK = 8 << 20
 _URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-class StorageError(OSError):
+class StorageError(CrashAggregatesError, OSError):
     """A location cannot be used (credentials, bucket, endpoint, permission…).
 
     ``str()`` is one sentence for people that names the URL; no traceback is
@@ -93,8 +95,10 @@ class StorageError(OSError):
         return StorageError, (self.url, self.reason, self.action)
 
 
-class S3Unavailable(RuntimeError):
+class S3Unavailable(CrashAggregatesError, RuntimeError):
     """An s3:// location was given but the s3 extra is not installed."""
+
+    exit_code = ExitCode.USAGE
 
 
 def is_s3(location) -> bool:

@@ -30,6 +30,7 @@ import zstandard
 from isal import isal_zlib
 
 from . import location
+from .errors import CrashAggregatesError, ExitCode
 from .location import StorageError, is_s3, partition_name, s3_errors
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -40,11 +41,13 @@ SPLIT_BYTES = 32 << 20
 COMPRESSED_READ = 64 << 10
 
 
-class NoInput(Exception):
+class NoInput(CrashAggregatesError):
     """The date has no input folder, or no files in it."""
 
+    exit_code = ExitCode.NO_INPUT
 
-class CorruptInput(Exception):
+
+class CorruptInput(CrashAggregatesError):
     """A compressed file is truncated or damaged."""
 
     def __init__(self, path: str, offset: int, detail: str):

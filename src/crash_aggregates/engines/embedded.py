@@ -15,8 +15,10 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from datetime import date
 
 from ..aggregate import DayAggregate
@@ -24,6 +26,7 @@ from ..config import Config
 from ..location import is_s3
 from ..pings import PingRules
 from ..sources import CorruptInput, Split, read_batches
+from . import EngineError
 
 #: Called with (bytes read, pings evaluated) since the previous call.
 ProgressFn = Callable[[int, int], None]
@@ -189,7 +192,8 @@ def aggregate_day(
     progress: ProgressFn | None = None,
     prepare: Callable[[], object] | None = None,
 ) -> DayAggregate:
-    """Aggregate every split of a day; raises CorruptInput unless ``allow_corrupt``.
+    """Aggregate every split of a day; raises CorruptInput unless ``allow_corrupt``,
+    EngineError when a worker process dies.
 
     ``prepare`` is called once while the workers read, after they have
     started: the caller's chance to get ready for what follows (the job
@@ -216,9 +220,12 @@ def aggregate_day(
     progress_queue = ctx.Queue() if progress else None
     done: dict[int, DayAggregate] = {}
     next_index = 0
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)
-    ) as pool:
+    with (
+        _worker_deaths(),
+        ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)
+        ) as pool,
+    ):
         # Frozen while the first submit forks the workers: their collections
         # then leave the objects they inherit alone, so those pages stay
         # shared instead of being copied on write.
@@ -245,6 +252,15 @@ def aggregate_day(
         finally:
             _drain(progress_queue, progress)
     return total
+
+
+@contextmanager
+def _worker_deaths() -> Iterator[None]:
+    """A worker that died (killed, out of memory) fails the date in one line: an EngineError."""
+    try:
+        yield
+    except BrokenProcessPool:
+        raise EngineError("a worker process died (killed, or out of memory?)") from None
 
 
 def _drain(progress_queue, progress: ProgressFn | None) -> None:

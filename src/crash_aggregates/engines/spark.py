@@ -54,6 +54,7 @@ from pathlib import Path
 
 from ..aggregate import DayAggregate
 from ..config import Config
+from ..errors import ExitCode
 from ..pings import PingRules
 from ..sources import CorruptInput, Split
 from . import EngineError
@@ -69,7 +70,9 @@ ProgressFn = Callable[[int, int], None]
 
 
 class SparkUnavailable(EngineError):
-    """Spark cannot be started here (no pyspark, no suitable Java, a bad master)."""
+    """Spark cannot be started here (no pyspark, no suitable Java, a bad master): nothing runs."""
+
+    exit_code = ExitCode.USAGE
 
 
 # -- prerequisites and the session -------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import EXIT_FAILED, EXIT_INVALID, QueryError
+from .errors import QueryError
 
 __all__ = [
     "connect",
@@ -25,8 +25,6 @@ __all__ = [
     "run",
     "Prepared",
     "QueryError",
-    "EXIT_FAILED",
-    "EXIT_INVALID",
     "DIALECTS",
 ]
 

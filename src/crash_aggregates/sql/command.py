@@ -7,8 +7,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..errors import ExitCode
 from . import prepare, run
-from .errors import EXIT_FAILED, EXIT_INVALID, QueryError
+from .errors import QueryError
 
 
 def read_query(query: str | None, query_file: str | None, stdin=None) -> str:
@@ -81,7 +82,7 @@ def _to_file(result, fmt: str, output: str, limit: int | None) -> int:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as e:
-        raise QueryError(f"cannot write {output}: {e.strerror or e}", EXIT_INVALID) from None
+        raise QueryError(f"cannot write {output}: {e.strerror or e}", ExitCode.USAGE) from None
     os.close(fd)
     try:
         if fmt == "parquet":
@@ -97,7 +98,7 @@ def _to_file(result, fmt: str, output: str, limit: int | None) -> int:
         os.replace(tmp, target)
         return n
     except OSError as e:
-        raise QueryError(f"cannot write {output}: {e.strerror or e}", EXIT_FAILED) from None
+        raise QueryError(f"cannot write {output}: {e.strerror or e}", ExitCode.FAILED) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

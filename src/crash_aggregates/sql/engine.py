@@ -38,7 +38,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EXIT_FAILED, EXIT_INVALID, QueryError, at
+from ..errors import ExitCode
+from .errors import QueryError, at
 
 DEFAULT_TIMEOUT = 60.0
 BATCH_ROWS = 8192
@@ -93,9 +94,9 @@ def read_dataset(path) -> Dataset:
     try:
         partitions = published(path if location.is_s3(path) else _local_root(path))
     except location.StorageError as e:
-        raise QueryError(str(e), EXIT_FAILED) from None
+        raise QueryError(str(e), ExitCode.FAILED) from None
     except OSError as e:
-        raise QueryError(f"cannot read the dataset at {path}: {e.strerror or e}", EXIT_FAILED) from None
+        raise QueryError(f"cannot read the dataset at {path}: {e.strerror or e}", ExitCode.FAILED) from None
     dataset = Dataset()
     for day, partition in partitions.items():
         for f in partition.files:
@@ -103,7 +104,7 @@ def read_dataset(path) -> Dataset:
                 raise QueryError(
                     f"the dataset is damaged: the _SUCCESS of partition {day} names {Path(f).name}, "
                     "which is missing (re-run that date)",
-                    EXIT_FAILED,
+                    ExitCode.FAILED,
                 )
         files = [_duckdb_path(f) for f in partition.files]
         dataset.files += files
@@ -223,7 +224,7 @@ def open_connection(path, *, fenced: bool = True):
             conn.execute("SET lock_configuration = true")
     except duckdb.Error as e:
         conn.close()
-        raise QueryError(f"cannot open the dataset at {path}: {_first_line(e)}", EXIT_FAILED) from None
+        raise QueryError(f"cannot open the dataset at {path}: {_first_line(e)}", ExitCode.FAILED) from None
     except Exception:
         conn.close()
         raise
@@ -283,7 +284,7 @@ class _Deadline:
     def check(self) -> None:
         if self.expired.is_set():
             raise QueryError(
-                f"the query was stopped after its time limit of {self.timeout:g} s (--timeout)", EXIT_FAILED
+                f"the query was stopped after its time limit of {self.timeout:g} s (--timeout)", ExitCode.FAILED
             )
 
 
@@ -400,7 +401,7 @@ def describe_error(e: Exception, sql: str, tokens, names=()) -> QueryError:
     first = lines[0] if lines else type(e).__name__
     rest = " ".join(lines[1:])
     if isinstance(e, duckdb.InterruptException) or first.startswith("INTERRUPT"):
-        return QueryError("the query was interrupted", EXIT_FAILED)
+        return QueryError("the query was interrupted", ExitCode.FAILED)
     if m := re.search(r'Referenced column "([^"]+)" not found', first) or re.search(
         r'does not have a column named "([^"]+)"', first
     ):
@@ -426,5 +427,5 @@ def describe_error(e: Exception, sql: str, tokens, names=()) -> QueryError:
     if isinstance(e, duckdb.PermissionException):
         return QueryError(f"refused: {text}")
     if isinstance(e, (duckdb.BinderException, duckdb.CatalogException, duckdb.NotImplementedException)):
-        return QueryError(f"invalid query: {text}", EXIT_INVALID)
-    return QueryError(f"the query failed: {first}", EXIT_FAILED)
+        return QueryError(f"invalid query: {text}", ExitCode.USAGE)
+    return QueryError(f"the query failed: {first}", ExitCode.FAILED)

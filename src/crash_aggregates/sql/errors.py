@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-#: The query was refused or cannot be understood (syntax, unknown names,
-#: statements that write or reach outside the dataset): nothing was run.
-EXIT_INVALID = 2
-#: The query started but could not finish (time limit, unreadable file,
-#: a value that cannot be converted while running).
-EXIT_FAILED = 1
+from ..errors import CrashAggregatesError, ExitCode
 
 
-class QueryError(Exception):
-    """A query that cannot run; ``str(error)`` is one line meant for a person."""
+class QueryError(CrashAggregatesError):
+    """A query that cannot run; ``str(error)`` is one line meant for a person.
 
-    def __init__(self, message: str, exit_code: int = EXIT_INVALID):
-        super().__init__(" ".join(message.split()))
-        self.exit_code = exit_code
+    ``exit_code``: ``ExitCode.USAGE`` (the default) when the query was refused
+    or cannot be understood (syntax, unknown names, statements that write or
+    reach outside the dataset) and nothing ran; ``ExitCode.FAILED`` when it
+    started but could not finish (time limit, unreadable file, a value that
+    cannot be converted while running).
+    """
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.USAGE):
+        super().__init__(" ".join(message.split()), exit_code)
 
 
 def position(sql: str, offset: int) -> tuple[int, int]:
