@@ -37,6 +37,7 @@ from typing import NamedTuple
 from sqlglot import exp
 
 from .config import Config
+from .errors import CrashAggregatesError, ExitCode
 
 #: The date axes: the client's activity date, or the day the server received the pings.
 AXES = ("activity", "submission")
@@ -47,8 +48,10 @@ LATE_DAYS = 7
 DEFAULT_TIMEOUT = 60.0
 
 
-class QuestionError(ValueError):
+class QuestionError(CrashAggregatesError, ValueError):
     """A question that names what the configuration does not have, or cannot be asked."""
+
+    exit_code = ExitCode.USAGE
 
 
 def exposure_stat(config: Config) -> str:

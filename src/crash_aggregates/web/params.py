@@ -6,6 +6,7 @@ import re
 from datetime import date, timedelta
 
 from ..config import Config
+from ..errors import CrashAggregatesError, ExitCode
 
 #: Longest date range a view or the API answers (days): bounds the rows a request can ask for.
 MAX_RANGE_DAYS = 400
@@ -14,8 +15,10 @@ MAX_FILTERS = 20
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
-class BadRequest(ValueError):
+class BadRequest(CrashAggregatesError, ValueError):
     """A parameter that cannot be used: the message is shown as it is (one line)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class Params:

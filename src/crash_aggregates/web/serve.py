@@ -6,11 +6,15 @@ import ipaddress
 import os
 import socket
 
+from ..errors import CrashAggregatesError, ExitCode
+
 TOKEN_ENV_VAR = "CRASH_AGGREGATES_TOKEN"
 
 
-class ServeError(Exception):
+class ServeError(CrashAggregatesError):
     """The dashboard cannot start: one line for the user."""
+
+    exit_code = ExitCode.USAGE
 
 
 def is_loopback(host: str) -> bool:
