@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test test-fast lint format demo dashboard chromium bench docs clean
+.PHONY: install test test-fast lint format demo dashboard chromium vendor-chartjs bench docs clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ demo: install
 # The demo week in the dashboard: open the URL it prints (Ctrl-C stops it).
 dashboard: demo
 	$(BIN)/crash-aggregates serve --data $(DEMO)/aggregates
+
+# Refresh the dashboard's vendored Chart.js (and its license) from the npm registry.
+CHARTJS_VERSION ?= 4.6.1
+VENDOR = src/crash_aggregates/web/static/vendor
+vendor-chartjs:
+	rm -rf build/chartjs && mkdir -p build/chartjs
+	cd build/chartjs && npm pack --silent chart.js@$(CHARTJS_VERSION) && tar xzf chart.js-$(CHARTJS_VERSION).tgz
+	cp build/chartjs/package/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
+	cp build/chartjs/package/LICENSE.md $(VENDOR)/chart.js.LICENSE.md
 
 # BENCH_ARGS: e.g. --quick (a smoke run on small corpora), --runs 5, --only realistic,duckdb
 bench: install

@@ -476,3 +476,29 @@ def test_serve_prints_the_url_and_answers(demo_data, tmp_path):
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert TOKEN not in out + err + line
+
+
+def test_concurrent_requests_while_a_partition_is_published(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = tmp_path / "data"
+    storage.publish_partition(data, date(2016, 3, 14), table(ROWS[:5]), {"submission_date": "2016-03-14"})
+    app = create_app(str(data), default_config())
+    params = {"stat": "main_crashes", "by": "channel", "from": "2016-03-10", "to": "2016-03-20"}
+
+    def hammer(n: int) -> list[int]:
+        with TestClient(app) as c:
+            return [c.get("/api/rates", params={**params, "top": str(1 + (n + i) % 3)}).status_code for i in range(15)]
+
+    with ThreadPoolExecutor(4) as pool:
+        running = [pool.submit(hammer, n) for n in range(4)]
+        for k, day in enumerate(("2016-03-15", "2016-03-16", "2016-03-17")):
+            extra = dict(ROWS[k], submission_date=day, activity_date=day)
+            storage.publish_partition(data, date.fromisoformat(day), table([extra]), {"submission_date": day})
+        statuses = [s for r in running for s in r.result()]
+    assert statuses == [200] * 60
+    with TestClient(app) as c:
+        rows = c.get("/api/rates", params=params).json()["rows"]
+    assert sum(r["events"] for r in rows if r["date"] >= "2016-03-15") == sum(
+        ROWS[k]["stats"]["main_crashes"] for k in range(3)
+    )

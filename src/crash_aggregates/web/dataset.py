@@ -69,14 +69,15 @@ class ServedData:
             return self._current
 
     def _retire(self, old: _Version) -> None:
-        def close():
-            with old.lock:
-                old.retired = True
+        """Close an old version's connection now, or let the query running on it close it when done."""
+        old.retired = True
+        if old.lock.acquire(blocking=False):
+            try:
                 if old.conn is not None:
                     old.conn.close()
                     old.conn = None
-
-        threading.Thread(target=close, name="close-old-version", daemon=True).start()
+            finally:
+                old.lock.release()
 
     def dates(self) -> list[date]:
         """The published submission dates, oldest first."""
@@ -112,7 +113,12 @@ class ServedData:
                     return ask(question, conn, timeout=self.timeout)
             if version.conn is None:
                 version.conn = connect(self.path)
-            return ask(question, version.conn, timeout=self.timeout)
+            try:
+                return ask(question, version.conn, timeout=self.timeout)
+            finally:
+                if version.retired and version.conn is not None:  # retired while this query ran
+                    version.conn.close()
+                    version.conn = None
 
     def open(self) -> None:
         """Open the connection to the current version now (``serve`` does, before it takes requests).

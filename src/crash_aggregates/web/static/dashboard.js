@@ -21,7 +21,7 @@
   }
 
   // A chart spec from the rows of /api/rates: one series per group, in the API's order.
-  function specFromRows(rows, minHours, split) {
+  function specFromRows(rows, minHours, split, axis) {
     const labels = [];
     const seen = new Set();
     const groups = new Map();
@@ -36,7 +36,7 @@
       s.values.push(row.rate); s.lower.push(row.lower); s.upper.push(row.upper);
       s.thin.push(row.usage_hours < minHours); s.events.push(row.events); s.hours.push(row.usage_hours);
     }
-    return { kind: "lines", x: "date", y: "per 1,000 usage hours", labels: labels, series: Array.from(groups.values()) };
+    return { kind: "lines", x: axis || "date", y: "per 1,000 usage hours", labels: labels, series: Array.from(groups.values()) };
   }
 
   function lineDatasets(spec) {
@@ -166,7 +166,7 @@
         .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
         .then(function (res) {
           if (!res.ok) { fail(canvas, res.body.error || "the chart's data could not be loaded"); return; }
-          draw(canvas, specFromRows(res.body.rows, Number(canvas.dataset.minHours), split));
+          draw(canvas, specFromRows(res.body.rows, Number(canvas.dataset.minHours), split, canvas.dataset.axis));
         })
         .catch(function () { fail(canvas, "the chart's data could not be loaded"); });
     });
