@@ -18,9 +18,11 @@ from crash_aggregates.engines import EngineError
 from crash_aggregates.engines.spark import SparkUnavailable
 from crash_aggregates.errors import CrashAggregatesError, ExitCode
 from crash_aggregates.job import DateIOError, DayResult, Reporter, RunResult, run_job
-from crash_aggregates.location import S3Unavailable, StorageError
+from crash_aggregates.location import StorageError
 from crash_aggregates.sources import CorruptInput, NoInput
 from crash_aggregates.sql import QueryError
+from crash_aggregates.stores import StoreUnavailable
+from crash_aggregates.stores.s3_client import S3Unavailable
 
 PACKAGE = REPO / "src" / "crash_aggregates"
 
@@ -56,6 +58,7 @@ def test_every_exception_of_the_library_has_the_common_base():
     [
         (ConfigError("bad config"), ExitCode.USAGE),
         (S3Unavailable("no s3fs"), ExitCode.USAGE),
+        (StoreUnavailable("no client library"), ExitCode.USAGE),
         (SparkUnavailable("no java"), ExitCode.USAGE),
         (QueryError("unknown column"), ExitCode.USAGE),
         (QueryError("time limit", ExitCode.FAILED), ExitCode.FAILED),

@@ -28,6 +28,7 @@ from helpers import (
 )
 
 from crash_aggregates import migrate
+from crash_aggregates.stores.local import LocalPartitionFolder
 
 LEGACY, CURRENT = "_flat.parquet", "_flat.parquet.sidecar"
 
@@ -163,7 +164,8 @@ def test_running_the_job_again_writes_the_current_layout(legacy, tmp_path):
 
 @pytest.mark.parametrize("old_folder", ["removed by the run", "kept aside"])
 def test_a_version_published_during_a_migration_is_never_touched(legacy, tmp_path, old_folder):
-    """A run swaps in a new version of the folder mid-migration: the steps go to the old folder, or fail."""
+    """A run swaps in a new version of the folder mid-migration: the steps go to the old folder, or,
+    the old folder gone, find nothing to migrate."""
     root, _ = legacy
     day = READER_DAYS[2]
     folder, aside = root / f"submission_date={day}", tmp_path / "aside"
@@ -179,7 +181,7 @@ def test_a_version_published_during_a_migration_is_never_touched(legacy, tmp_pat
         assert run("run", "--input", source, "--output", root, *dates, "--workers", 1).exit_code == 0
         published = snapshot(folder)
         if old_folder == "kept aside":
-            change = migrate._migrate_in(folder.name, fd, dry_run=False)
+            change = migrate.migrate_partition(LocalPartitionFolder(folder.name, fd), dry_run=False)
             assert change.renamed == (LEGACY, CURRENT)
             assert sorted(p.name for p in aside.iterdir()) == [
                 "_SUCCESS",
@@ -188,8 +190,7 @@ def test_a_version_published_during_a_migration_is_never_touched(legacy, tmp_pat
                 "part-00000.parquet",
             ]
         else:
-            with pytest.raises(FileNotFoundError):
-                migrate._migrate_in(folder.name, fd, dry_run=False)
+            assert migrate.migrate_partition(LocalPartitionFolder(folder.name, fd), dry_run=False) is None
     finally:
         os.close(fd)
     assert snapshot(folder) == published

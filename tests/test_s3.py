@@ -55,6 +55,8 @@ from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noq
 
 from crash_aggregates import location, storage  # noqa: E402
 from crash_aggregates.sources import list_input, plan_splits, read_lines  # noqa: E402
+from crash_aggregates.stores import s3 as s3_store  # noqa: E402
+from crash_aggregates.stores import s3_client, store_for  # noqa: E402
 
 DAY = "2016-03-05"
 DATES = ("--min-submission-date", DAY, "--max-submission-date", DAY)
@@ -104,7 +106,7 @@ class S3:
 
     @property
     def fs(self):
-        return location.s3_filesystem()
+        return s3_client.s3_filesystem()
 
     def keys(self, prefix: str = "") -> list[str]:
         return sorted(k.split("/", 1)[1] for k in self.fs.find(f"{self.bucket}/{prefix}"))
@@ -127,8 +129,8 @@ def s3(moto_server, monkeypatch):
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv(location.ENDPOINT_ENV, "unset")
-    monkeypatch.delenv(location.ENDPOINT_ENV)  # restored to unset after the test, whatever a run sets
+    monkeypatch.setenv(s3_client.ENDPOINT_ENV, "unset")
+    monkeypatch.delenv(s3_client.ENDPOINT_ENV)  # restored to unset after the test, whatever a run sets
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -137,7 +139,7 @@ def s3(moto_server, monkeypatch):
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
     use_keys(monkeypatch, moto_server.writer)
     bucket = f"test-{uuid.uuid4().hex[:12]}"
-    location.s3_filesystem().mkdir(bucket)
+    s3_client.s3_filesystem().mkdir(bucket)
     return S3(moto_server.endpoint, bucket, moto_server)
 
 
@@ -420,7 +422,7 @@ def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch
     assert (
         s3.fs.exists(dead) and s3.fs.exists(orphan) and s3.fs.exists(dead_sidecar) and s3.fs.exists(dead_legacy)
     )  # too recent: may belong to a run still uploading
-    monkeypatch.setattr(storage, "LEFTOVER_AGE", timedelta(0))
+    monkeypatch.setattr(s3_store, "LEFTOVER_AGE", timedelta(0))
     result = run("run", "--input", s3.url("in"), "--output", out, *other)
     assert result.exit_code == 0, result.output
     assert "left behind by an interrupted run" in result.output
@@ -460,14 +462,15 @@ def test_published_partitions_on_s3(s3):
 
 def test_open_output_appears_only_when_complete(s3, tmp_path):
     for target in (s3.url("gen", "submission_date=2016-03-05", "p.ndjson.gz"), str(tmp_path / "gen" / "p.ndjson.gz")):
-        exists = s3.fs.exists if location.is_s3(target) else os.path.exists
-        location.makedirs(target.rsplit("/", 1)[0])
+        store = store_for(target)
+        exists = s3.fs.exists if location.is_url(target) else os.path.exists
+        store.makedirs(target.rsplit("/", 1)[0])
         with pytest.raises(RuntimeError):
-            with location.open_output(target) as f:
+            with store.open_output(target) as f:
                 f.write(b"partial")
                 raise RuntimeError("generator failed")
         assert not exists(target)
-        with location.open_output(target) as f:
+        with store.open_output(target) as f:
             f.write(b"complete")
             assert not exists(target)
         assert exists(target)
@@ -476,14 +479,14 @@ def test_open_output_appears_only_when_complete(s3, tmp_path):
     # A large file goes up in parts; a failure aborts the multipart upload.
     big = s3.url("gen", "big.bin")
     with pytest.raises(RuntimeError):
-        with location.open_output(big) as f:
-            f.write(os.urandom(location.S3_BLOCK + 1000))
+        with store_for(big).open_output(big) as f:
+            f.write(os.urandom(s3_client.S3_BLOCK + 1000))
             assert s3.fs.call_s3("list_multipart_uploads", Bucket=s3.bucket).get("Uploads")
             raise RuntimeError("generator failed")
     assert not s3.fs.exists(big)
     assert not s3.fs.call_s3("list_multipart_uploads", Bucket=s3.bucket).get("Uploads")
-    data = os.urandom(location.S3_BLOCK + 1000)
-    with location.open_output(big) as f:
+    data = os.urandom(s3_client.S3_BLOCK + 1000)
+    with store_for(big).open_output(big) as f:
         f.write(data)
     assert s3.fs.cat_file(big) == data
 
@@ -670,7 +673,7 @@ def test_transient_errors_are_retried_and_reads_are_ranged(s3, tmp_path, monkeyp
     size = (tmp_path / "in" / f"submission_date={DAY}" / "big.ndjson").stat().st_size
     # Small reads and blocks, so that this 1 MB object takes many ranged GETs.
     block, read = 128 << 10, 32 << 10
-    monkeypatch.setattr(location, "S3_BLOCK", block)
+    monkeypatch.setattr(s3_client, "S3_BLOCK", block)
     monkeypatch.setattr("crash_aggregates.sources.BLOCK", read)
 
     with FaultProxy(s3.endpoint) as proxy:

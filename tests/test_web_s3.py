@@ -28,7 +28,7 @@ def test_s3_answers_as_local(s3, tmp_path, monkeypatch):  # noqa: F811
     publish(tmp_path / "local", ROWS)
     with TestClient(create_app(str(tmp_path / "local"), default_config())) as local:
         expected = local.get("/api/rates", params=PARAMS).json()["rows"]
-    monkeypatch.setattr(dataset, "S3_CHECK_SECONDS", 0.0)  # look at the markers on every request
+    monkeypatch.setattr(dataset, "REMOTE_CHECK_SECONDS", 0.0)  # look at the markers on every request
     with TestClient(create_app(root, default_config())) as remote:
         assert remote.get("/api/rates", params=PARAMS).json()["rows"] == expected
         assert [d["submission_date"] for d in remote.get("/api/health").json()["dates"]] == ["2016-03-14", "2016-03-15"]

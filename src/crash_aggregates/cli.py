@@ -8,7 +8,6 @@ they become one line on stderr and the exit status of ``errors.ExitCode``
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 
@@ -89,22 +88,21 @@ def date_range(min_date: str | None, max_date: str | None) -> list[date]:
     return [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
 
 
-def is_s3(location: str) -> bool:
-    return location.startswith("s3://")
-
-
 def check_location(what: str, location: str) -> str:
-    """A local path or an s3:// URL (with the s3 extra installed), else a usage error."""
-    from .location import S3Unavailable, check, normalize, require_s3
+    """A local path or the URL of a store (with its extra installed), else a usage error."""
+    from .stores import StoreUnavailable, check
 
     try:
-        location = check(location)
-        if is_s3(location):
-            require_s3()
-            location = normalize(location)
-    except (ValueError, S3Unavailable) as e:
+        return check(location)
+    except (ValueError, StoreUnavailable) as e:
         raise UsageError(f"{what}: {e}") from None
-    return location
+
+
+def is_folder(location: str) -> bool:
+    """Whether a checked location can be read from: a local folder that exists, or any URL prefix."""
+    from .stores import store_for
+
+    return store_for(location).root_exists()
 
 
 def load_config_or_fail(path: str | None):
@@ -234,7 +232,7 @@ def run(
         raise UsageError("no output: pass --output PATH or set [data] output in the config")
     input_path = check_location("input", input_path)
     output_path = check_location("output", output_path)
-    if not is_s3(input_path) and not os.path.isdir(input_path):
+    if not is_folder(input_path):
         raise UsageError(f"input {input_path} is not a folder")
     if spark_master and engine != "spark":
         raise UsageError("--spark-master goes with --engine spark")
@@ -425,7 +423,7 @@ def migrate_cmd(data_path, config_path, dry_run):
     if not data_path:
         raise UsageError("no data: pass --data PATH or set [data] output in the config")
     data_path = check_location("--data", data_path)
-    if not is_s3(data_path) and not os.path.isdir(data_path):
+    if not is_folder(data_path):
         raise UsageError(f"no dataset at {data_path}: not a folder")
 
     def progress(change):
@@ -486,7 +484,7 @@ def serve_cmd(data_path, host, port, config_path):
     if not data_path:
         raise UsageError("no data: pass --data PATH or set [data] output in the config")
     data_path = check_location("--data", data_path)
-    if not is_s3(data_path) and not os.path.isdir(data_path):
+    if not is_folder(data_path):
         raise UsageError(f"no dataset at {data_path}: not a folder")
     try:
         from .web.serve import ServeError, serve

@@ -6,10 +6,10 @@ became of each date, and the exit status that follows) and tells a
 :class:`Reporter` what happens while it happens; the command line's reporter
 (``terminal.py``) prints the lines and the progress bar.
 
-Input and output are local folders or ``s3://`` URLs. A location that cannot
-be used at all (wrong credentials, no such bucket, unreachable endpoint,
-permission denied) stops the run at the first date that meets it: the
-following dates would only fail the same way.
+Input and output are local folders or URLs of a store (``stores/``). A
+location that cannot be used at all (wrong credentials, no such bucket,
+unreachable endpoint, permission denied) stops the run at the first date
+that meets it: the following dates would only fail the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from . import __version__, location
+from . import __version__, stores
 from .config import Config
 from .errors import CrashAggregatesError, ExitCode
 from .location import StorageError
@@ -116,7 +116,7 @@ def run_job(
         from .engines.embedded import default_workers
 
         workers = default_workers()
-    location.configure(config.s3_endpoint_url)
+    stores.configure(config)
     for name in clean_staging(output_path, warn=reporter.warning):
         reporter.removed(name)
     days = []

@@ -33,15 +33,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
-from . import flat, location
-from .location import is_s3, s3_errors
-from .storage import PARTITION_RE, SUCCESS, _json_bytes, _partitions, _read_s3_text
+from . import flat
+from .layout import SUCCESS, json_bytes
+from .stores import PartitionFolder, store_for
 
 
 @dataclass
@@ -95,7 +92,7 @@ class Summary:
 def migrate(
     root: str | os.PathLike, *, dry_run: bool = False, progress: Callable[[Change], None] | None = None
 ) -> Summary:
-    """Migrate every published partition under ``root`` (a folder or an ``s3://`` URL).
+    """Migrate every published partition under ``root`` (a folder or the URL of a store).
 
     ``progress`` hears of each partition that changed (or would, with
     ``dry_run``) as soon as it has. Raises StorageError (S3) or OSError (a
@@ -103,7 +100,7 @@ def migrate(
     cannot be migrated; the partitions before it are migrated.
     """
     summary = Summary()
-    for change in _migrate_s3(root, dry_run) if is_s3(root) else _migrate_local(Path(root), dry_run):
+    for change in store_for(root).update_published(lambda folder: migrate_partition(folder, dry_run)):
         if change is None:
             summary.current += 1
             continue
@@ -131,166 +128,39 @@ def _named(doc: dict | None) -> str | None:
 def _renamed(doc: dict, new: str) -> bytes:
     """The ``_SUCCESS`` document naming ``new`` as its sidecar, written as ``storage`` writes it."""
     doc = dict(doc, flat=dict(doc["flat"], file=new))
-    return _json_bytes(doc)
+    return json_bytes(doc)
 
 
-# -- local disk ------------------------------------------------------------------
-
-
-def _migrate_local(root: Path, dry_run: bool):
-    if not root.is_dir():
-        raise FileNotFoundError(2, "no such folder", str(root))
-    for folder in sorted(root.iterdir()):
-        if PARTITION_RE.match(folder.name) and folder.is_dir() and (folder / SUCCESS).exists():
-            try:
-                change = _migrate_local_partition(folder, dry_run)
-            except OSError as e:  # name the file within the partition, not just its name
-                where = folder / e.filename if isinstance(e.filename, str) else folder
-                raise OSError(e.errno, e.strerror, str(where)) from None
-            yield change
-
-
-def _migrate_local_partition(folder: Path, dry_run: bool) -> Change | None:
-    # Every step goes through one descriptor of the folder: should a run swap
-    # in a new version meanwhile, the steps land in the old one (which that
-    # run then removes) and never touch the new one.
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return _migrate_in(folder.name, fd, dry_run)
-    finally:
-        os.close(fd)
-
-
-def _migrate_in(part: str, fd: int, dry_run: bool) -> Change | None:
-    """Migrate the partition folder open as ``fd``, named ``part``."""
-    text = _read(SUCCESS, fd)
+def migrate_partition(folder: PartitionFolder, dry_run: bool) -> Change | None:
+    """Migrate one published partition (None: it is in the current layout), through its store's folder."""
+    text = folder.read(SUCCESS)
+    if text is None:  # gone since it was listed: replaced by a run, in the current layout
+        return None
     doc = _document(text)
     named = _named(doc)
-    change = Change(part)
+    change = Change(folder.name)
     if named is not None and flat.is_legacy_name(named):
         new = flat.current_name(named)
-        if not _exists(named, fd):
+        if not folder.has(named):
             # Readers answer from the maps without it; only a new run can rebuild it.
             change.note = f"_SUCCESS names {named}, which is missing: queries read the part files (slower)"
         else:
             if not dry_run:
-                _link(named, new, fd)
-                if _read(SUCCESS, fd) != text:
+                folder.copy(named, new)
+                if folder.read(SUCCESS) != text:
                     change.skipped = "_SUCCESS changed while migrating (a run of this date?): migrate again"
                     return change
-                _replace(SUCCESS, _renamed(doc, new), fd)
-            change.renamed, named = (named, new), new
-    stale = sorted(n for n in os.listdir(fd) if flat.is_legacy_name(n) and n != named)
-    if stale and not dry_run:
-        for name in stale:
-            try:
-                os.unlink(name, dir_fd=fd)
-            except FileNotFoundError:
-                pass
-        os.fsync(fd)
-    if change.renamed:
-        stale.remove(change.renamed[0])
-    change.removed = stale
-    return change if change.renamed or change.removed or change.note else None
-
-
-def _exists(name: str, fd: int) -> bool:
-    try:
-        os.stat(name, dir_fd=fd)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _read(name: str, fd: int) -> bytes:
-    with open(name, "rb", opener=lambda path, flags: os.open(path, flags, dir_fd=fd)) as f:
-        return f.read()
-
-
-def _link(source: str, target: str, fd: int) -> None:
-    """``target`` becomes another name of ``source`` (a copy where hard links are not supported)."""
-    if _exists(target, fd) and os.path.samestat(os.stat(source, dir_fd=fd), os.stat(target, dir_fd=fd)):
-        return  # linked by an interrupted migration (and rename() of a file onto itself does nothing)
-    temp = f".{target}.tmp-{os.getpid()}"
-    try:
-        os.unlink(temp, dir_fd=fd)
-    except FileNotFoundError:
-        pass
-    try:
-        os.link(source, temp, src_dir_fd=fd, dst_dir_fd=fd)
-    except OSError:
-        with (
-            open(source, "rb", opener=lambda path, flags: os.open(path, flags, dir_fd=fd)) as src,
-            open(temp, "wb", opener=lambda path, flags: os.open(path, flags, 0o644, dir_fd=fd)) as dst,
-        ):
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
-    os.replace(temp, target, src_dir_fd=fd, dst_dir_fd=fd)
-    os.fsync(fd)
-
-
-def _replace(name: str, body: bytes, fd: int) -> None:
-    """Replace a file's content at once: readers get the old bytes or the new, never a mix."""
-    temp = f".{name}.tmp-{os.getpid()}"
-    with open(temp, "wb", opener=lambda path, flags: os.open(path, flags, 0o644, dir_fd=fd)) as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
-    os.fsync(fd)
-
-
-# -- S3 --------------------------------------------------------------------------
-
-
-def _migrate_s3(root: str, dry_run: bool):
-    root = location.normalize(root)
-    for part, objects in sorted(_partitions(root, location.list_objects(root)).items()):
-        if SUCCESS in objects:
-            yield _migrate_s3_partition(location.join(root, part), part, objects, dry_run)
-
-
-def _migrate_s3_partition(folder: str, part: str, objects: dict[str, dict], dry_run: bool) -> Change | None:
-    fs = location.s3_filesystem()
-    success = location.join(folder, SUCCESS)
-    text = _read_s3_text(success)
-    if text is None:  # deleted since the listing
-        return None
-    doc = _document(text)
-    named = _named(doc)
-    change = Change(part)
-    # Sidecars under an old name are ours to delete when not newer than this
-    # _SUCCESS: the published version's, or what runs before it left.
-    since: datetime | None = objects[SUCCESS].get("LastModified")
-    if named is not None and flat.is_legacy_name(named):
-        new = flat.current_name(named)
-        if named not in objects:
-            change.note = f"_SUCCESS names {named}, which is missing: queries read the part files (slower)"
-        else:
-            if not dry_run:
-                with s3_errors(folder, "migrate"):
-                    fs.copy(location.join(folder, named), location.join(folder, new))
-                    if _read_s3_text(success) != text:
-                        change.skipped = "_SUCCESS changed while migrating (a run of this date?): migrate again"
-                        return change
-                    fs.pipe_file(success, _renamed(doc, new))
+                folder.replace(SUCCESS, _renamed(doc, new))
             change.renamed, named = (named, new), new
     stale = sorted(
         n
-        for n, info in objects.items()
+        for n in folder.names()
         if flat.is_legacy_name(n)
         and n != named
-        and (
-            (change.renamed and n == change.renamed[0])
-            or (since is not None and info.get("LastModified") is not None and info["LastModified"] <= since)
-        )
+        and ((change.renamed is not None and n == change.renamed[0]) or folder.deletable(n))
     )
     if stale and not dry_run:
-        bucket, prefix = location.split_s3(folder)
-        with s3_errors(folder, "migrate"):
-            for name in stale:
-                fs.call_s3("delete_object", Bucket=bucket, Key=f"{prefix}/{name}" if prefix else name)
+        folder.delete(stale)
     if change.renamed:
         stale.remove(change.renamed[0])
     change.removed = stale

@@ -6,14 +6,13 @@ ranges so that one large file is shared by several workers: a range owns the
 lines whose first byte lies inside it. Compressed files are read whole, as a
 stream.
 
-The input root is a local folder or an ``s3://bucket/prefix`` URL
-(``location.py``). On S3 an :class:`InputFile`'s path is the object's URL;
-its byte ranges are read with ranged GETs of about ``location.S3_BLOCK``
-bytes, compressed objects are streamed the same way, so nothing is
-downloaded whole nor written to local disk. Each process (a worker of the
-embedded engine, a Spark Python worker) opens its own S3 connection.
-S3 failures (credentials, missing bucket, unreachable endpoint, denied
-reads) raise ``location.StorageError``, which names the URL.
+The input root is a local folder or a URL, listed and opened by its store
+(``stores/``): an :class:`InputFile`'s path is what the store listed (a
+local path, or the object's URL). A local plain file is read through a
+memory map; elsewhere the store opens files for reading in ranges, so
+nothing is downloaded whole nor written to local disk. A store that cannot
+be used (credentials, missing bucket, unreachable endpoint, denied reads)
+raises ``location.StorageError``, which names the URL.
 """
 
 from __future__ import annotations
@@ -23,15 +22,14 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import NamedTuple
 
 import zstandard
 from isal import isal_zlib
 
-from . import location
 from .errors import CrashAggregatesError, ExitCode
-from .location import StorageError, is_s3, partition_name, s3_errors
+from .location import partition_name
+from .stores import store_for
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -60,12 +58,12 @@ class CorruptInput(CrashAggregatesError):
 
 @dataclass(frozen=True)
 class InputFile:
-    path: str  # a local path, or an s3:// URL
+    path: str  # as its store listed it: a local path, or a URL
     size: int
     compression: str  # "none" | "gzip" | "zstd"
-    #: S3: the object's ETag when listed; every ranged read asks for that
-    #: version (If-Match), so an object replaced during a run fails the date
-    #: instead of mixing two versions.
+    #: The object's version when listed (S3: its ETag); every ranged read asks
+    #: for that version (If-Match), so an object replaced during a run fails
+    #: the date instead of mixing two versions.
     etag: str | None = None
 
 
@@ -82,17 +80,6 @@ class Split:
         return (self.end if self.end is not None else self.file.size) - self.start
 
 
-def sniff_compression(path: str) -> str:
-    """``gzip``, ``zstd`` or ``none``, from the first bytes of a file or S3 object."""
-    if is_s3(path):
-        with s3_errors(path, "read"):
-            head = location.s3_filesystem().cat_file(path, start=0, end=4)
-    else:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    return _kind(head)
-
-
 def _kind(head: bytes) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
@@ -104,52 +91,16 @@ def _kind(head: bytes) -> str:
 def list_input(root: str | os.PathLike, day: date) -> list[InputFile]:
     """Every file under ``root/submission_date=D/``, hidden and ``_`` files aside.
 
-    ``root`` is a local folder or an ``s3://bucket/prefix`` URL.
+    ``root`` is a local folder or the URL of a store (``stores/``).
     """
-    if is_s3(root):
-        return _list_s3_input(location.normalize(root), day)
-    folder = Path(root) / partition_name(day)
-    if not folder.is_dir():
+    store = store_for(root)
+    folder = store.join(partition_name(day))
+    listed = store.list_files(folder, head=len(ZSTD_MAGIC))
+    if listed is None:
         raise NoInput(f"no input folder {folder}")
-    files = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-        for name in sorted(filenames):
-            if name.startswith((".", "_")):
-                continue
-            path = os.path.join(dirpath, name)
-            size = os.path.getsize(path)
-            files.append(InputFile(path, size, sniff_compression(path) if size else "none"))
-    if not files:
+    if not listed:
         raise NoInput(f"no files in {folder}")
-    return files
-
-
-def _list_s3_input(root: str, day: date) -> list[InputFile]:
-    folder = location.join(root, partition_name(day))
-    fs = location.s3_filesystem()
-    found = location.list_objects(folder)
-    prefix = folder + "/"
-    objects = []
-    for url, info in sorted(found.items()):
-        relative = url[len(prefix) :] if url.startswith(prefix) else ""
-        parts = relative.split("/")
-        if not relative or any(p.startswith((".", "_")) or not p for p in parts):
-            continue  # hidden, _SUCCESS-like, or a "folder" placeholder object
-        objects.append((url, info["size"], info["ETag"]))
-    if not objects:
-        raise NoInput(f"no files under {folder}")
-    # The first bytes of every non-empty object, fetched concurrently.
-    sized = [url for url, size, _ in objects if size]
-    heads = {}
-    if sized:
-        with s3_errors(folder, "read"):
-            got = fs.cat_ranges(sized, [0] * len(sized), [4] * len(sized), on_error="return")
-        for url, head in zip(sized, got, strict=False):
-            if isinstance(head, BaseException):
-                raise location.storage_error(url, head, "read")
-            heads[url] = head
-    return [InputFile(url, size, _kind(heads[url]) if size else "none", etag) for url, size, etag in objects]
+    return [InputFile(f.path, f.size, _kind(f.head) if f.size else "none", f.etag) for f in listed]
 
 
 def plan_splits(files: list[InputFile], split_bytes: int | None = None) -> list[Split]:
@@ -190,11 +141,12 @@ class LineBatch(NamedTuple):
 
 def read_batches(split: Split, progress: ProgressFn | None = None) -> Iterator[LineBatch]:
     """The lines of a split, a block at a time; raises CorruptInput on damage."""
+    store = store_for(split.file.path)
     if split.file.compression == "none":
-        batches = _plain_batches(split, progress) if is_s3(split.file.path) else _mapped_batches(split, progress)
+        batches = _mapped_batches(split, progress) if store.mappable else _plain_batches(split, progress)
     else:
         batches = _line_batches(_compressed_blocks(split.file, progress))
-    return _s3_guard(batches, split.file.path) if is_s3(split.file.path) else batches
+    return store.guard(batches, split.file.path)
 
 
 def read_lines(split: Split, progress: ProgressFn | None = None) -> Iterator[bytes]:
@@ -241,28 +193,8 @@ def _line_batches(blocks: Iterator[bytes], limit: int | None = None) -> Iterator
 
 
 def _open_input(file: InputFile):
-    """A seekable binary file: a local file, or an S3 object read in ranged GETs."""
-    if is_s3(file.path):
-        with s3_errors(file.path, "read"):
-            f = location.s3_filesystem().open(
-                file.path, "rb", block_size=location.S3_BLOCK, cache_type="readahead", size=file.size
-            )
-        # What the listing said, so that s3fs needs no HEAD request per split.
-        f.details = {"name": file.path, "size": file.size, "type": "file", **({"ETag": file.etag} if file.etag else {})}
-        if file.etag and isinstance(getattr(f, "read_kw", None), dict):
-            f.read_kw = {**f.read_kw, "IfMatch": file.etag}
-        return f
-    return open(file.path, "rb", buffering=0)
-
-
-def _s3_guard(lines: Iterator[bytes], path: str) -> Iterator[bytes]:
-    """Re-raise an S3 failure while reading as a StorageError naming the object."""
-    try:
-        yield from lines
-    except (CorruptInput, StorageError):
-        raise
-    except location.s3_failures() as e:
-        raise location.storage_error(path, e, "read") from None
+    """A seekable binary file: a local file, or (S3) an object read in ranged GETs."""
+    return store_for(file.path).open(file.path, file.size, file.etag)
 
 
 def _plain_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineBatch]:

@@ -40,12 +40,10 @@ import contextlib
 import functools
 import itertools
 import math
-import os
 import random
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
@@ -54,6 +52,7 @@ from isal import igzip
 
 from . import location
 from .pings import REASONS
+from .stores import Store, store_for
 
 Raw = msgspec.Raw
 _encode = msgspec.json.Encoder().encode
@@ -675,9 +674,9 @@ def _spoil(doc: dict, reason: str, variant: str, day: date, client: _Client) -> 
 
 
 @contextlib.contextmanager
-def _open(path: str, compression: str):
-    """A compressed file at a local path or s3:// URL, there only if the block succeeds."""
-    with location.open_output(path) as raw:
+def _open(store: Store, path: str, compression: str):
+    """A compressed file of a store, there only if the block succeeds."""
+    with store.open_output(path) as raw:
         if compression == "gzip":  # isal at level 1 is several times faster than zlib
             # filename="": the header names no (temporary) file, so the bytes are reproducible.
             with igzip.IGzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw, mtime=0) as out:
@@ -689,27 +688,16 @@ def _open(path: str, compression: str):
             yield raw
 
 
-def _size(path: str) -> int:
-    if location.is_s3(path):
-        with location.s3_errors(path, "read"):
-            return location.s3_filesystem().size(path)
-    return os.path.getsize(path)
-
-
-def _remove_old_pings(folder: str) -> None:
-    """A rerun with fewer files or another compression leaves nothing stale behind."""
-    if location.is_s3(folder):
-        fs = location.s3_filesystem()
-        with location.s3_errors(folder, "write"):
-            for old in fs.glob(folder.removeprefix("s3://") + "/pings-*.ndjson*"):
-                fs.rm(old)
-    else:
-        for old in Path(folder).glob("pings-*.ndjson*"):
-            old.unlink()
-
-
 def _write_day(
-    folder: str, day: date, n: int, files: int, seed: int, pool: _Pool | None, regression_id: str, compression: str
+    store: Store,
+    folder: str,
+    day: date,
+    n: int,
+    files: int,
+    seed: int,
+    pool: _Pool | None,
+    regression_id: str,
+    compression: str,
 ) -> Summary:
     rng = random.Random(f"{seed}/{day.isoformat()}")
     summary = Summary(pings=n, files=files, regression_build_id=regression_id)
@@ -720,7 +708,7 @@ def _write_day(
     compact = f"{day:%Y%m%d}"
     for f in range(files):
         path = location.join(folder, f"pings-{f:05d}{EXTENSIONS[compression]}")
-        with _open(path, compression) as out:
+        with _open(store, path, compression) as out:
             buffer, size = [], 0
             for i in range(f * n // files, (f + 1) * n // files):
                 client = rng.choice(clients)
@@ -771,7 +759,7 @@ def _write_day(
                     out.write(b"".join(buffer))
                     summary.uncompressed_bytes += size
                     buffer, size = [], 0
-        summary.bytes += _size(path)
+        summary.bytes += store.size(path)
     return summary
 
 
@@ -803,11 +791,13 @@ def generate(
         files_per_day = max(2, -(-pings_per_day * _LINE_BYTES[profile] // MAX_FILE_BYTES))
         files_per_day = min(files_per_day, max(1, pings_per_day))  # no empty files
     total = Summary(regression_build_id=regression_id)
+    store = store_for(output)
     for day in sorted(set(dates)):
-        folder = location.join(output, f"submission_date={day.isoformat()}")
-        location.makedirs(folder)
-        _remove_old_pings(folder)
-        summary = _write_day(folder, day, pings_per_day, files_per_day, seed, pool, regression_id, compression)
+        folder = store.join(location.partition_name(day))
+        store.makedirs(folder)
+        # A rerun with fewer files or another compression leaves nothing stale behind.
+        store.delete_matching(folder, "pings-*.ndjson*")
+        summary = _write_day(store, folder, day, pings_per_day, files_per_day, seed, pool, regression_id, compression)
         total.add(summary)
         total.by_day[day] = summary
     return total

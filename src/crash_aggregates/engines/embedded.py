@@ -23,9 +23,9 @@ from datetime import date
 
 from ..aggregate import DayAggregate
 from ..config import Config
-from ..location import is_s3
 from ..pings import PingRules
 from ..sources import CorruptInput, Split, read_batches
+from ..stores import store_for
 from . import EngineError
 
 #: Called with (bytes read, pings evaluated) since the previous call.
@@ -212,10 +212,10 @@ def aggregate_day(
             total.merge(aggregate_task(rules, task, allow_corrupt, progress))
         return total
 
-    # Forking a parent whose S3 layer already runs an I/O thread (s3fs's event
-    # loop) can kill the child; S3 splits get freshly spawned workers.
-    remote = any(is_s3(split.file.path) for split in splits)
-    fork = "fork" in mp.get_all_start_methods() and not remote
+    # Forking a parent whose store already runs an I/O thread (S3's event
+    # loop) can kill the child: such splits get freshly spawned workers.
+    fork_safe = all(store_for(split.file.path).fork_safe for split in splits)
+    fork = "fork" in mp.get_all_start_methods() and fork_safe
     ctx = mp.get_context("fork" if fork else "spawn")
     progress_queue = ctx.Queue() if progress else None
     done: dict[int, DayAggregate] = {}

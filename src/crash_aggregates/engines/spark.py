@@ -296,12 +296,11 @@ def _rules(config: Config, day: date) -> PingRules:
 
 def _sum_splits(config: Config, day: date, read_bytes, read_pings, items):
     """A Spark partition's task: (index, split) in, (key, sums) and counter records out."""
-    from .. import location
+    from .. import stores
 
-    # Executors do not inherit the driver's environment: the endpoint of the
-    # config travels with the task.
-    if config.s3_endpoint_url:
-        location.configure(config.s3_endpoint_url)
+    # Executors do not inherit the driver's environment: the stores' settings
+    # (the S3 endpoint) travel with the config.
+    stores.configure(config)
     rules = _rules(config, day)
     for index, split in items:
         partial = aggregate_split(rules, split, allow_corrupt=True)

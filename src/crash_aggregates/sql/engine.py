@@ -87,58 +87,44 @@ class Dataset:
 
 
 def read_dataset(path) -> Dataset:
-    """What is published under ``path``, as DuckDB reads it (absolute paths, or ``s3://`` URLs)."""
-    from .. import location
-    from ..storage import published
+    """What is published under ``path``, as DuckDB reads it (absolute paths, or a store's URLs)."""
+    from ..location import StorageError
+    from ..stores import store_for
 
+    store = store_for(path)
+    if not store.root_exists():
+        raise QueryError(f"no dataset at {path}: not a folder (pass --data PATH or set [data] output in the config)")
     try:
-        partitions = published(path if location.is_s3(path) else _local_root(path))
-    except location.StorageError as e:
+        partitions = store.published()
+    except StorageError as e:
         raise QueryError(str(e), ExitCode.FAILED) from None
     except OSError as e:
         raise QueryError(f"cannot read the dataset at {path}: {e.strerror or e}", ExitCode.FAILED) from None
     dataset = Dataset()
     for day, partition in partitions.items():
         for f in partition.files:
-            if not _exists(f):
+            if store.known_missing(f):
                 raise QueryError(
                     f"the dataset is damaged: the _SUCCESS of partition {day} names {Path(f).name}, "
                     "which is missing (re-run that date)",
                     ExitCode.FAILED,
                 )
-        files = [_duckdb_path(f) for f in partition.files]
+        files = [_duckdb_path(store, f) for f in partition.files]
         dataset.files += files
         sidecar = partition.sidecar
-        if sidecar is not None and _exists(sidecar.file):
-            dataset.sidecars.append((_duckdb_path(sidecar.file), sidecar.keys))
+        if sidecar is not None and not store.known_missing(sidecar.file):
+            dataset.sidecars.append((_duckdb_path(store, sidecar.file), sidecar.keys))
         else:  # none, or a missing one (it is only a copy): the maps answer, only slower
             dataset.plain += files
     return dataset
 
 
-def _local_root(path) -> Path:
-    root = Path(path)
-    if not root.is_dir():
-        raise QueryError(f"no dataset at {path}: not a folder (pass --data PATH or set [data] output in the config)")
-    return root
+def _duckdb_path(store, file) -> str:
+    """A file as DuckDB is to read it: an absolute path, or the store's URL as it is.
 
-
-def _exists(file) -> bool:
-    """Whether a local file is there; S3 files are not checked (that would cost a request each)."""
-    from .. import location
-
-    return location.is_s3(file) or Path(file).is_file()
-
-
-def _duckdb_path(file) -> str:
-    """A file as DuckDB is to read it: an absolute path, or the ``s3://`` URL as it is.
-
-    On S3, DuckDB reads the URL through the project's own S3 filesystem
-    (``storage.register_duckdb``).
+    DuckDB reads a URL through the store's own filesystem (``storage.register_duckdb``).
     """
-    from .. import location
-
-    text = str(file) if location.is_s3(file) else str(Path(file).resolve())
+    text = store.reader_path(file)
     if _GLOB_CHARS & set(text):
         raise QueryError(
             f"cannot read {text}: DuckDB would take the characters {''.join(sorted(_GLOB_CHARS))} "

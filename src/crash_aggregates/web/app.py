@@ -244,7 +244,7 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def create_app(data_path: str, config: Config, *, token: str | None = None) -> Starlette:
-    """The dashboard over the aggregates at ``data_path`` (a folder or ``s3://`` URL)."""
+    """The dashboard over the aggregates at ``data_path`` (a folder or the URL of a store)."""
     dashboard = Dashboard(ServedData(data_path, config), config, templates(), token)
     routes = [
         Route("/", views.home),

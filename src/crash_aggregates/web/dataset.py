@@ -4,7 +4,8 @@ The version is the set of ``_SUCCESS`` markers (``storage.published_version``):
 publishing, replacing or removing a partition changes it, and with it the
 connection (a new view over the new files) and the cache (every answer is
 keyed by the version it was computed on). Locally the markers are looked at
-on every request (a ``stat`` each); on S3 at most every ``S3_CHECK_SECONDS``.
+on every request (a ``stat`` each); in a remote store (S3) at most every
+``REMOTE_CHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from datetime import date
 from .. import location, storage
 from ..config import Config
 from ..rates import Answer, Question, ask
+from ..stores import store_for
 
-#: How long an S3 listing of the markers is trusted (a listing costs a request or more).
-S3_CHECK_SECONDS = 30.0
+#: How long a remote store's listing of the markers (S3) is trusted (a listing costs a request or more).
+REMOTE_CHECK_SECONDS = 30.0
 #: Answers kept per process (all versions together; the oldest go first).
 CACHE_ENTRIES = 512
 
@@ -44,6 +46,7 @@ class ServedData:
 
     def __init__(self, path: str, config: Config, *, timeout: float | None = 60.0):
         self.path, self.config, self.timeout = path, config, timeout
+        self.store = store_for(path)
         self._lock = threading.Lock()
         self._current: _Version | None = None
         self._checked = 0.0
@@ -52,11 +55,11 @@ class ServedData:
     # -- the version ----------------------------------------------------------
 
     def version(self) -> _Version:
-        """The version published now (looked at again unless an S3 listing is recent)."""
+        """The version published now (looked at again unless a remote store's listing is recent)."""
         now = time.monotonic()
         with self._lock:
             current = self._current
-            if current is not None and location.is_s3(self.path) and now - self._checked < S3_CHECK_SECONDS:
+            if current is not None and self.store.remote and now - self._checked < REMOTE_CHECK_SECONDS:
                 return current
         key = storage.published_version(self.path)
         with self._lock:
