@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test test-fast lint format demo dashboard chromium vendor-chartjs bench docs clean
+.PHONY: install test test-fast lint format demo dashboard screenshots chromium vendor-chartjs bench docs clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ demo: install
 # The demo week in the dashboard: open the URL it prints (Ctrl-C stops it).
 dashboard: demo
 	$(BIN)/crash-aggregates serve --data $(DEMO)/aggregates
+
+# The screenshots docs/ shows, taken by the browser tests (a plain test run
+# writes them to a scratch folder instead).
+screenshots: install chromium
+	CRASH_AGGREGATES_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q tests/test_web_browser.py
 
 # Refresh the dashboard's vendored Chart.js (and its license) from the npm registry.
 CHARTJS_VERSION ?= 4.6.1
