@@ -1,0 +1,15 @@
+"""The pages and the JSON API, one module per page family: read the parameters, ask the dataset, render.
+
+Every control is a URL parameter, so any view can be bookmarked and shared.
+Answers are cached per dataset version (``dataset.ServedData``); what a view
+concludes from them (``analysis``) is cached with them. ``common`` holds what
+every view shares.
+"""
+
+from .builds import builds
+from .compare import compare
+from .explore import api_rates, explore
+from .health import api_health, health
+from .overview import home, overview
+
+__all__ = ["api_health", "api_rates", "builds", "compare", "explore", "health", "home", "overview"]
