@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,36 +38,31 @@ def builds(request: Request) -> Response:
     min_change = p.number("min_change", settings.min_change, 0, 10)
     fdr = settings.false_discovery_rate
     filters, absent = p.filters(), p.absent()
-    # One pass over the data answers the channel list, the builds of the channel and the cohort chart.
-    cohorts = {"e10s_cohort", "experiment_id"} <= names
-    by = ("channel", "build_id", *(("e10s_cohort", "experiment_id") if cohorts else ()))
-    everything = _question(
-        request, stats=(stat, exposure), start=start, end=end, by=by, where=filters, absent=absent, axis=axis,
+    # Two narrow questions: the channels (by usage hours), then the chosen channel's builds and
+    # cohorts. One question grouped by channel as well took twice the CPU (516 ms against
+    # 106 + 192 ms on 30 days of 100,000 aggregates), as every other channel's builds were summed too.
+    listing = _question(
+        request, stats=(exposure,), start=start, end=end, by=("channel",), where=filters, absent=absent, axis=axis,
         per_day=False,
     )  # fmt: skip
-    answers = app.data.ask(everything)
-    channels = app.data.cached(
-        "channels",
-        everything,
-        lambda _: [
-            g[0] for g in analysis.group_order(analysis.rollup(answers, by, ("channel",)), 1) if g[0] is not None
-        ],
-    )
+    channels = [g[0] for g in analysis.group_order(app.data.ask(listing), 0) if g[0] is not None]
     channel = p.one("channel", "nightly" if "nightly" in channels or not channels else channels[0])
+    cohorts = {"e10s_cohort", "experiment_id"} <= names
+    by = ("build_id", *(("e10s_cohort", "experiment_id") if cohorts else ()))
     # The question the page answers, as a user would ask it (what "open as SQL" shows).
     q = _question(
         request, stats=(stat, exposure), start=start, end=end, by=("build_id",), where=(("channel", channel), *filters),
         absent=absent, axis=axis, per_day=False,
     )  # fmt: skip
+    answers = app.data.ask(replace(q, by=by))
 
     def compute(_):
-        mine = {"channel": {channel}}
-        per_build = analysis.rollup(answers, by, ("build_id",), mine)
+        per_build = analysis.rollup(answers, by, ("build_id",))
         rows = analysis.builds(per_build, previous, min_hours, fdr, min_change)
         cohort_chart = None
         if cohorts:
             # The original system's third query: main crashes by build and e10s cohort, outside experiments.
-            outside = analysis.rollup(answers, by, ("build_id", "e10s_cohort"), {**mine, "experiment_id": {None}})
+            outside = analysis.rollup(answers, by, ("build_id", "e10s_cohort"), {"experiment_id": {None}})
             cohort_chart = _cohort_chart(outside, min_hours)
         return rows, cohort_chart
 
