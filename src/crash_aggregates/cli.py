@@ -128,7 +128,8 @@ def cli():
     `config` shows the dimensions and stats in force; `sql` queries the
     aggregates (Presto SQL); `ddl` prints the table for Trino, Hive or Spark;
     `migrate` brings partitions of earlier versions to the current layout;
-    `serve` shows crash rates in a browser (the dashboard).
+    `serve` shows crash rates in a browser (the dashboard); `users`, `queries`
+    and `state` manage its accounts, saved queries and state file.
     """
 
 
@@ -456,8 +457,7 @@ def migrate_cmd(data_path, config_path, dry_run):
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. Any address but loopback needs an access token ([dashboard] token or "
-    "$CRASH_AGGREGATES_TOKEN).",
+    help="Address to listen on. Any address but loopback needs users (crash-aggregates users add).",
 )
 @click.option(
     "--port",
@@ -470,9 +470,22 @@ def migrate_cmd(data_path, config_path, dry_run):
     "--config",
     "config_path",
     metavar="FILE",
-    help="TOML config: dimensions and stats, [data] output, and the [dashboard] table (token, defaults of the views).",
+    help="TOML config: dimensions and stats, [data] output, [state] path, and the [dashboard] table (defaults of the "
+    "views).",
 )
-def serve_cmd(data_path, host, port, config_path):
+@click.option(
+    "--state",
+    "state_path",
+    metavar="FILE",
+    help="SQLite state file (users, saved queries). Default: [state] path, else the user's data directory.",
+)
+@click.option(
+    "--trust-user-header",
+    metavar="HEADER",
+    help="Take the signed-in user's name from this request header, set by an authenticating reverse proxy "
+    "(e.g. X-Forwarded-User). Off by default; only when nothing but the proxy can reach the server.",
+)
+def serve_cmd(data_path, host, port, config_path, state_path, trust_user_header):
     """Serve the dashboard: crash rates in a browser, with exact intervals.
 
     Overview, Explore, Builds, Compare and Data health pages, and a JSON API
@@ -490,8 +503,22 @@ def serve_cmd(data_path, host, port, config_path):
         from .web.serve import ServeError, serve
     except ImportError as e:
         raise UsageError(f"the dashboard needs the web extra: pip install 'crash-aggregates[web]' ({e})") from None
+    from .state import StateError, resolve_path
+
     try:
-        serve(data_path, config, host=host, port=port, echo=click.echo)
+        state = resolve_path(state_path, config.state_path, (data_path, config.input))
+    except StateError as e:
+        raise UsageError(str(e)) from None
+    try:
+        serve(
+            data_path,
+            config,
+            state_path=state,
+            host=host,
+            port=port,
+            trust_user_header=trust_user_header,
+            echo=click.echo,
+        )
     except ServeError as e:
         raise UsageError(str(e)) from None
     except KeyboardInterrupt:
@@ -552,6 +579,13 @@ def generate(output_path, min_submission_date, max_submission_date, pings_per_da
         f"({summary.uncompressed_bytes / 1e6:,.1f} MB uncompressed), {time.monotonic() - started:.1f} s",
         err=True,
     )
+
+
+# The team's commands (users, queries, state) live in their own module.
+from .cli_team import state_group, users_group  # noqa: E402
+
+cli.add_command(users_group)
+cli.add_command(state_group)
 
 
 def main():

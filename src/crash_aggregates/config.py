@@ -93,6 +93,8 @@ class Config:
     s3_endpoint_url: str | None = None
     source: str = "built-in defaults"
     dashboard: Dashboard = Dashboard()
+    #: ``[state] path``: the SQLite state file (``state.py``); None: the default place.
+    state_path: str | None = None
 
     def stat_columns(self) -> list[str]:
         """Names of the ``stats`` map keys, in output order."""
@@ -201,7 +203,7 @@ def _check_names(kind: str, names: list[str]) -> None:
 def parse_config(data: dict, source: str = "<config>") -> Config:
     """Build a Config from a parsed TOML document (missing tables keep defaults)."""
     config = default_config()
-    known = {"dimensions", "stats", "data", "s3", "dashboard"}
+    known = {"dimensions", "stats", "data", "s3", "state", "dashboard"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown table(s) {sorted(unknown)} (known: {sorted(known)})")
@@ -222,6 +224,11 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     s3 = data.get("s3", {})
     if set(s3) - {"endpoint_url"}:
         raise ConfigError(f"[s3]: unknown keys {sorted(set(s3) - {'endpoint_url'})} (known: endpoint_url)")
+    state = data.get("state", {})
+    if not isinstance(state, dict) or set(state) - {"path"}:
+        raise ConfigError(f"[state]: unknown keys {sorted(set(state) - {'path'})} (known: path)")
+    if "path" in state and (not isinstance(state["path"], str) or not state["path"]):
+        raise ConfigError("[state] path must be a file name")
     return replace(
         config,
         input=paths.get("input"),
@@ -229,6 +236,7 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         s3_endpoint_url=s3.get("endpoint_url"),
         source=source,
         dashboard=_parse_dashboard(data.get("dashboard", {})),
+        state_path=state.get("path"),
     )
 
 
@@ -279,6 +287,8 @@ def _toml_value(value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # JSON strings are TOML basic strings
+    if isinstance(value, (int, float)):
+        return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
@@ -320,4 +330,6 @@ def to_toml(config: Config) -> str:
         if not st.squared:
             entry["squared"] = False
         lines.append(f"{_toml_key(st.name)} = {_toml_value(entry)}")
+    if config.state_path:
+        lines += ["", "[state]", f"path = {_toml_value(config.state_path)}"]
     return "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,6 +110,114 @@ MIGRATIONS: list[Migration] = [
             data TEXT NOT NULL,
             firing INTEGER NOT NULL,
             summary TEXT NOT NULL           -- JSON: every check and rule group with its state
+        );
+        """,
+    ),
+    Migration(
+        2,
+        "console users, sessions and API tokens",
+        """
+        -- The people of the console (users.py). A password is an argon2id hash
+        -- (NULL: API tokens only); a disabled user's sessions and tokens stop working.
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            role TEXT NOT NULL CHECK (role IN ('viewer', 'editor', 'admin')),
+            password_hash TEXT,
+            disabled_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        -- API tokens for scripts: only a SHA-256 of each token is kept (a token
+        -- is 256 random bits, so a fast hash is as good as a slow one).
+        CREATE TABLE user_tokens (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        -- Browser sessions (web/auth.py): the SHA-256 of the cookie's value.
+        CREATE TABLE user_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE INDEX user_sessions_by_user ON user_sessions (user_id);
+        -- Keys the server signs with (the CSRF tokens' key), made on first use.
+        CREATE TABLE server_keys (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        3,
+        "console saved queries and dashboards, with every version",
+        """
+        -- Saved queries (queries.py): the current version of each; slug is the
+        -- stable name files and links use, kept when the query is renamed.
+        CREATE TABLE saved_queries (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            sql TEXT NOT NULL,
+            dialect TEXT NOT NULL CHECK (dialect IN ('presto', 'duckdb')),
+            parameters TEXT NOT NULL,       -- JSON object: name -> {type, default, ...}
+            chart TEXT NOT NULL,            -- JSON object: the chart builder's settings
+            tags TEXT NOT NULL,             -- JSON array of strings
+            author TEXT,
+            forked_from INTEGER REFERENCES saved_queries(id) ON DELETE SET NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT
+        );
+        -- Every version of every query, the current one included: what an edit
+        -- or a restore wrote, by whom, when.
+        CREATE TABLE saved_query_versions (
+            query_id INTEGER NOT NULL REFERENCES saved_queries(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            sql TEXT NOT NULL,
+            dialect TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            chart TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            author TEXT,
+            note TEXT NOT NULL,             -- "created", "edited", "restored version 2", "imported"
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (query_id, version)
+        );
+        CREATE TABLE dashboards (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            parameters TEXT NOT NULL,       -- JSON object: the dashboard's parameters
+            widgets TEXT NOT NULL,          -- JSON array: charts of saved queries (by id) and text blocks
+            tags TEXT NOT NULL,
+            author TEXT,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT
+        );
+        CREATE TABLE dashboard_versions (
+            dashboard_id INTEGER NOT NULL REFERENCES dashboards(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            widgets TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            author TEXT,
+            note TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (dashboard_id, version)
         );
         """,
     ),
@@ -235,7 +344,21 @@ def schema_version(db: sqlite3.Connection) -> int:
 
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises.
+
+    Inside another transaction it is a savepoint: the outer one commits or
+    rolls back everything (an import of many queries is all or nothing).
+    """
+    if db.in_transaction:
+        db.execute("SAVEPOINT nested")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK TO nested")
+            db.execute("RELEASE nested")
+            raise
+        db.execute("RELEASE nested")
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
@@ -254,6 +377,54 @@ def backup(db: sqlite3.Connection, target: str | os.PathLike) -> None:
         out.close()
 
 
+def backup_file(source: str | os.PathLike, target: str | os.PathLike) -> int:
+    """Copy the state file ``source`` to ``target`` while others may write to it; returns its size in bytes.
+
+    The copy is of the last committed state (an open transaction is not in
+    it), read without taking the write lock, so a server that saves
+    meanwhile is not held up. ``target`` is written beside itself and then
+    renamed: it is always a whole database.
+    """
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise StateError(f"no state file at {source}")
+    partial = target.with_name(target.name + ".partial")
+    try:
+        db = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        try:
+            partial.unlink(missing_ok=True)
+            backup(db, partial)
+        finally:
+            db.close()
+        os.replace(partial, target)
+    except (OSError, sqlite3.Error) as e:
+        partial.unlink(missing_ok=True)
+        raise StateError(f"cannot back up {source} to {target}: {getattr(e, 'strerror', None) or e}") from None
+    return target.stat().st_size
+
+
 def now_text(moment: datetime | None = None) -> str:
     """A UTC time as stored in the state file (ISO 8601, seconds)."""
     return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+
+
+class Shared:
+    """One connection to the state file for the threads of a server, used by one thread at a time.
+
+    ``with shared.use() as db:`` holds it for a read or a transaction
+    (statements are quick; a thread never waits long).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._db = open_state(path)
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def use(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

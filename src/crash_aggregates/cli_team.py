@@ -1,0 +1,252 @@
+"""The team's commands: ``users`` (accounts of the console), ``queries`` (saved queries as files), ``state``.
+
+Thin wrappers over ``users.py``, ``queries.py``, ``queryfiles.py`` and
+``state.py``; every one takes ``--state FILE`` (else ``[state] path`` of the
+config, else the default in the user's data directory). ``cli.py`` adds these
+groups to its own; what they share with it (``cli.UsageError``, ``cli.Failed``)
+is imported when a command runs, since ``cli.py`` imports this module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import CrashAggregatesError
+
+STATE_HELP = "SQLite state file. Default: [state] path of the config, else the user's data directory."
+
+
+def state_options(command):
+    command = click.option("--config", "config_path", metavar="FILE", help="TOML config whose [state] path is used.")(
+        command
+    )
+    return click.option("--state", "state_path", metavar="FILE", help=STATE_HELP)(command)
+
+
+def state_file(state_path: str | None, config_path: str | None) -> Path:
+    """Where the state file is (``--state``, ``[state] path``, the default), never inside the dataset."""
+    from .cli import UsageError, load_config_or_fail
+    from .state import StateError, resolve_path
+
+    config = load_config_or_fail(config_path)
+    try:
+        return resolve_path(state_path, config.state_path, (config.output, config.input))
+    except StateError as e:
+        raise UsageError(str(e)) from None
+
+
+def open_db(state_path: str | None, config_path: str | None):
+    from .cli import Failed
+    from .state import open_state
+
+    try:
+        return open_state(state_file(state_path, config_path))
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+
+
+def read_password() -> str:
+    """The first line of standard input, without its line end."""
+    from .cli import UsageError
+
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise UsageError("--password-stdin: standard input is empty")
+    return line
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+@click.group("users")
+def users_group():
+    """Accounts of the console: add, list, change role, disable, enable, reset, tokens.
+
+    \b
+    Roles: viewer (run and view queries), editor (also save them),
+           admin (also manage users).
+    Once a user exists, every request to `serve` must sign in or send
+    Authorization: Bearer TOKEN; without users, `serve` runs on 127.0.0.1 only.
+    """
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), required=True, help="What the user may do.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password (at least 8 characters) from the first line of standard input. "
+    "Without it the user has no password and uses API tokens only.",
+)
+@state_options
+def users_add(name, role, password_stdin, state_path, config_path):
+    """Add a user; prints a new API token for it on the last line (shown once).
+
+    \b
+      printf '%s\\n' "$PASSWORD" | crash-aggregates users add alice --role editor --password-stdin
+    """
+    from . import users
+    from .cli import Failed
+
+    password = read_password() if password_stdin else None
+    db = open_db(state_path, config_path)
+    try:
+        user = users.add(db, name, role, password)
+        token = users.new_token(db, name)
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+    finally:
+        db.close()
+    how = "a password and an API token" if user.has_password else "an API token only (no password)"
+    click.echo(f"added {user.name} ({user.role}) with {how}; the token is shown only now:", err=True)
+    click.echo(token)
+
+
+@users_group.command("list")
+@state_options
+def users_list(state_path, config_path):
+    """List the users: name, role, enabled or disabled, password, number of API tokens, created."""
+    from . import users
+
+    db = open_db(state_path, config_path)
+    try:
+        rows = [(u, users.token_count(db, u)) for u in users.all_users(db)]
+    finally:
+        db.close()
+    if not rows:
+        click.echo("no users (serve runs as the local user, on 127.0.0.1 only)", err=True)
+        return
+    width = max(len(u.name) for u, _ in rows)
+    for user, tokens in rows:
+        status = "disabled" if user.disabled else "enabled"
+        password = "password" if user.has_password else "no password"
+        click.echo(f"{user.name:<{width}}  {user.role:<6}  {status:<8}  {password:<11}  {tokens} token(s)  "
+                   f"since {user.created_at}")  # fmt: skip
+
+
+def _change(state_path, config_path, change, done: str):
+    from .cli import Failed
+
+    db = open_db(state_path, config_path)
+    try:
+        user = change(db)
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+    finally:
+        db.close()
+    click.echo(done.format(user=user))
+
+
+@users_group.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["viewer", "editor", "admin"]))
+@state_options
+def users_role(name, role, state_path, config_path):
+    """Give a user another role (viewer, editor or admin)."""
+    from . import users
+
+    _change(state_path, config_path, lambda db: users.set_role(db, name, role), "{user.name} is now a {user.role}")
+
+
+@users_group.command("disable")
+@click.argument("name")
+@state_options
+def users_disable(name, state_path, config_path):
+    """Disable a user: its sessions end and its API tokens are refused (until `users enable`)."""
+    from . import users
+
+    _change(state_path, config_path, lambda db: users.disable(db, name), "disabled {user.name}")
+
+
+@users_group.command("enable")
+@click.argument("name")
+@state_options
+def users_enable(name, state_path, config_path):
+    """Enable a disabled user again (its API tokens work again)."""
+    from . import users
+
+    _change(state_path, config_path, lambda db: users.enable(db, name), "enabled {user.name}")
+
+
+@users_group.command("reset")
+@click.argument("name")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="The new password, from the first line of standard input. Without it the password is removed.",
+)
+@state_options
+def users_reset(name, password_stdin, state_path, config_path):
+    """Reset a user who lost a password or a token: new password, every token revoked, sessions ended.
+
+    Prints the user's new API token on the last line (shown once).
+    """
+    from . import users
+    from .cli import Failed
+
+    password = read_password() if password_stdin else None
+    db = open_db(state_path, config_path)
+    try:
+        users.set_password(db, name, password)
+        revoked = users.revoke_tokens(db, name)
+        token = users.new_token(db, name)
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+    finally:
+        db.close()
+    how = "a new password" if password else "no password"
+    click.echo(f"reset {name}: {how}, {revoked} token(s) revoked, sessions ended; the new token is shown only now:",
+               err=True)  # fmt: skip
+    click.echo(token)
+
+
+@users_group.command("token")
+@click.argument("name")
+@state_options
+def users_token(name, state_path, config_path):
+    """Print a new API token for a user (shown once; send it as Authorization: Bearer TOKEN)."""
+    from . import users
+    from .cli import Failed
+
+    db = open_db(state_path, config_path)
+    try:
+        token = users.new_token(db, name)
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+    finally:
+        db.close()
+    click.echo(token)
+
+
+# -- the state file ---------------------------------------------------------------------------------
+
+
+@click.group("state")
+def state_group():
+    """The state file: users, saved queries and dashboards, the watchdog's memory."""
+
+
+@state_group.command("backup")
+@click.argument("target", metavar="FILE")
+@state_options
+def state_backup(target, state_path, config_path):
+    """Copy the state file to FILE: a consistent snapshot, even while `serve` or `check` write to it.
+
+    FILE is written beside itself first and then renamed, so it is always a
+    whole database; an existing FILE is replaced.
+    """
+    from .cli import Failed, UsageError
+    from .state import StateError, backup_file
+
+    source = state_file(state_path, config_path)
+    if Path(target).resolve() == source.resolve():
+        raise UsageError("the backup must be another file than the state file")
+    try:
+        size = backup_file(source, target)
+    except StateError as e:
+        raise (Failed if source.exists() else UsageError)(str(e)) from None
+    click.echo(f"backed up {source} to {target} ({size:,} bytes)")
