@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..config import Config
 from ..sql.errors import QueryError
-from . import views
+from ..state import Shared
+from . import api_queries, auth, views
 from .dataset import ServedData
 from .params import BadRequest
 
 HERE = Path(__file__).parent
-COOKIE = "crash_aggregates_session"
 LOG = logging.getLogger("crash_aggregates.web")
 
 #: No script but the app's own files, no inline script or style, no framing, no plugins.
@@ -47,27 +44,13 @@ SECURITY_HEADERS = [
 
 @dataclass
 class Dashboard:
-    """What the views share: the dataset, the configuration, the templates, the access token."""
+    """What the views share: the dataset, the configuration, the templates, the state file, who may do what."""
 
     data: ServedData
     config: Config
     templates: Jinja2Templates
-    token: str | None
-
-    def session(self) -> str:
-        """The cookie value that proves the token was given (the token itself never leaves the server)."""
-        return hmac.new(self.token.encode(), b"crash-aggregates dashboard session", hashlib.sha256).hexdigest()
-
-    def allowed(self, request: Request) -> bool:
-        if self.token is None:
-            return True
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer ") and hmac.compare_digest(
-            header[7:].strip().encode(), self.token.encode()
-        ):
-            return True
-        cookie = request.cookies.get(COOKIE, "")
-        return hmac.compare_digest(cookie.encode(), self.session().encode())
+    state: Shared
+    auth: auth.Auth
 
 
 # -- template helpers ----------------------------------------------------------------
@@ -118,19 +101,17 @@ def _group(value) -> str:
 def templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
     env.filters.update(number=_number, rate=_rate, p_value=_p_value, ratio=_ratio, group=_group)
-    return Jinja2Templates(env=env)
+    return Jinja2Templates(env=env, context_processors=[auth.template_context])
 
 
 # -- middleware ----------------------------------------------------------------------
 
 
 class Guard:
-    """Security headers on every answer; the token before any page or API answer; no traceback ever."""
+    """Security headers on every answer (refusals included); no traceback ever."""
 
-    OPEN = ("/login", "/static/")
-
-    def __init__(self, app, dashboard: Dashboard):
-        self.app, self.dashboard = app, dashboard
+    def __init__(self, app):
+        self.app = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -151,9 +132,6 @@ class Guard:
                 message = {**message, "headers": headers}
             await send(message)
 
-        if not path.startswith(self.OPEN) and not self.dashboard.allowed(Request(scope)):
-            response = _refuse(Request(scope))
-            return await response(scope, receive, send_with_headers)
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
@@ -165,19 +143,6 @@ class Guard:
 
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
-
-
-def _refuse(request: Request) -> Response:
-    if _wants_json(request) or request.method != "GET":
-        return JSONResponse({"error": "access token required (Authorization: Bearer TOKEN)"}, status_code=401)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?{_query({'next': target})}", status_code=303)
-
-
-def _query(params: dict) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(params)
 
 
 def _error(request: Request, status: int, message: str) -> Response:
@@ -194,43 +159,6 @@ def _error(request: Request, status: int, message: str) -> Response:
 # -- routes ---------------------------------------------------------------------------
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never another host (``//evil``, ``https://...``, ``\\\\evil``)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else "/"
-
-
-async def login(request: Request) -> Response:
-    dashboard: Dashboard = request.app.state.dashboard
-    if request.method == "GET":
-        return dashboard.templates.TemplateResponse(
-            request,
-            "login.html",
-            {"next": _safe_next(request.query_params.get("next")), "page": None, "published": [], "failed": False},
-        )
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
-        return _error(request, 403, "refused: the login form was sent from another site")
-    form = await request.form()
-    token, target = str(form.get("token", "")), _safe_next(str(form.get("next", "")))
-    if dashboard.token is None:
-        return RedirectResponse(target, status_code=303)
-    if not hmac.compare_digest(token.encode(), dashboard.token.encode()):
-        return dashboard.templates.TemplateResponse(
-            request,
-            "login.html",
-            {"next": target, "page": None, "published": [], "failed": True},
-            status_code=401,
-        )
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE, dashboard.session(), httponly=True, samesite="strict", secure=request.url.scheme == "https"
-    )
-    return response
-
-
 async def _bad_request(request: Request, exc: BadRequest) -> Response:
     return _error(request, 400, str(exc))
 
@@ -243,9 +171,30 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return _error(request, exc.status_code, exc.detail if isinstance(exc.detail, str) else "error")
 
 
-def create_app(data_path: str, config: Config, *, token: str | None = None) -> Starlette:
-    """The dashboard over the aggregates at ``data_path`` (a folder or the URL of a store)."""
-    dashboard = Dashboard(ServedData(data_path, config), config, templates(), token)
+def create_app(
+    data_path: str,
+    config: Config,
+    *,
+    state: Shared | None = None,
+    host: str | None = None,
+    trust_user_header: str | None = None,
+) -> Starlette:
+    """The dashboard over the aggregates at ``data_path`` (a folder or the URL of a store).
+
+    ``state``: the state file (users, saved queries); None: an empty one in
+    memory. ``host``: the address ``serve`` listens on (None: not served, as in
+    tests: loopback, any Host header).
+    """
+    from .serve import is_loopback
+
+    state = state or Shared(":memory:")
+    gate = auth.Auth(
+        state,
+        loopback=host is None or is_loopback(host),
+        check_host=host is not None,
+        trust_user_header=trust_user_header,
+    )
+    dashboard = Dashboard(ServedData(data_path, config), config, templates(), state, gate)
     routes = [
         Route("/", views.home),
         Route("/overview", views.overview),
@@ -255,7 +204,8 @@ def create_app(data_path: str, config: Config, *, token: str | None = None) -> S
         Route("/health", views.health),
         Route("/api/rates", views.api_rates),
         Route("/api/health", views.api_health),
-        Route("/login", login, methods=["GET", "POST"]),
+        *auth.routes(),
+        *api_queries.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(
@@ -264,5 +214,6 @@ def create_app(data_path: str, config: Config, *, token: str | None = None) -> S
         middleware=[],
     )
     app.state.dashboard = dashboard
-    app.add_middleware(Guard, dashboard=dashboard)
+    app.add_middleware(auth.Gate, auth=gate, refuse=_error)
+    app.add_middleware(Guard)  # outermost: its headers go on the gate's refusals too
     return app

@@ -31,12 +31,13 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-def access_token(config) -> str | None:
-    """``$CRASH_AGGREGATES_TOKEN``, else ``[dashboard] token`` of the configuration."""
-    token = os.environ.get(TOKEN_ENV_VAR) or config.dashboard.token
-    if token is not None and len(token) < 16:
-        raise ServeError(f"${TOKEN_ENV_VAR} must be at least 16 characters long")
-    return token
+def check_no_shared_token(config) -> None:
+    """The shared access token of the first dashboard is replaced by users: say so rather than ignore it."""
+    if os.environ.get(TOKEN_ENV_VAR) or config.dashboard.token:
+        raise ServeError(
+            f"the shared access token ([dashboard] token, ${TOKEN_ENV_VAR}) is replaced by user accounts: "
+            "add one (crash-aggregates users add NAME --role admin --password-stdin), then remove the token"
+        )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -58,35 +59,56 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(data: str, config, *, host: str = "127.0.0.1", port: int = 8000, echo=print) -> None:
-    """Serve the dashboard over ``data`` until interrupted."""
+def serve(
+    data: str,
+    config,
+    *,
+    state_path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    trust_user_header: str | None = None,
+    echo=print,
+) -> None:
+    """Serve the dashboard over ``data`` until interrupted, with users from the state file at ``state_path``."""
     import uvicorn
 
+    from .. import users
     from ..sql.errors import QueryError
+    from ..state import Shared, StateError
     from .app import create_app
 
-    token = access_token(config)
-    if not is_loopback(host) and token is None:
-        raise ServeError(
-            f"refusing to listen on {host} without an access token: set [dashboard] token in the config "
-            f"or ${TOKEN_ENV_VAR} (at least 16 characters), or keep the default --host 127.0.0.1"
-        )
-    app = create_app(data, config, token=token)
-    sock = bind(host, port)
+    check_no_shared_token(config)
     try:
-        app.state.dashboard.data.open()
-    except QueryError as e:
-        sock.close()
+        state = Shared(state_path)
+    except StateError as e:
         raise ServeError(str(e)) from None
-    dates = app.state.dashboard.data.dates()
-    span = f"{len(dates)} submission dates, {dates[0]} to {dates[-1]}" if dates else "no published partition yet"
-    echo(f"Dashboard of {data} ({span}) at {url(sock)}" + (" (access token required)" if token else ""))
-    echo("Press Ctrl-C to stop.")
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=True, server_header=False)
-    )
     try:
-        server.run(sockets=[sock])
+        with state.use() as db:
+            accounts = users.count(db)
+        if not is_loopback(host) and accounts == 0:
+            raise ServeError(
+                f"refusing to listen on {host} without users: add one with crash-aggregates users add NAME "
+                f"--role admin --state {state_path}, or keep the default --host 127.0.0.1"
+            )
+        app = create_app(data, config, state=state, host=host, trust_user_header=trust_user_header)
+        sock = bind(host, port)
+        try:
+            app.state.dashboard.data.open()
+        except QueryError as e:
+            sock.close()
+            raise ServeError(str(e)) from None
+        dates = app.state.dashboard.data.dates()
+        span = f"{len(dates)} submission dates, {dates[0]} to {dates[-1]}" if dates else "no published partition yet"
+        who = f"{accounts} user(s), sign-in required" if accounts else "no users: you are its local user"
+        echo(f"Dashboard of {data} ({span}) at {url(sock)} ({who}; state {state_path})")
+        echo("Press Ctrl-C to stop.")
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=True, server_header=False)
+        )
+        try:
+            server.run(sockets=[sock])
+        finally:
+            app.state.dashboard.data.close()
+            sock.close()
     finally:
-        app.state.dashboard.data.close()
-        sock.close()
+        state.close()
