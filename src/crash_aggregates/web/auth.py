@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import inspect
 import ipaddress
+import math
 import secrets
 import threading
 import time
@@ -102,7 +103,7 @@ class LoginLimiter:
             for key, limit in ((("name", name.lower()), self.per_name), (("address", address), self.per_address)):
                 times = self._recent(key, now)
                 if len(times) >= limit:
-                    waits.append(int(times[len(times) - limit] + self.window - now) + 1)
+                    waits.append(max(1, math.ceil(times[len(times) - limit] + self.window - now)))
         return max(waits, default=0)
 
     def failed(self, name: str, address: str, now: float | None = None) -> None:
