@@ -47,8 +47,10 @@ demo: install
 	$(BIN)/crash-aggregates sql --data $(DEMO)/aggregates --file examples/crash_rates_by_channel.sql
 
 # The demo week in the dashboard: open the URL it prints (Ctrl-C stops it).
+# The examples/ queries and dashboard are imported into the demo's state file.
 dashboard: demo
-	$(BIN)/crash-aggregates serve --data $(DEMO)/aggregates
+	$(BIN)/crash-aggregates queries import examples --state $(DEMO)/state.sqlite3
+	$(BIN)/crash-aggregates serve --data $(DEMO)/aggregates --state $(DEMO)/state.sqlite3
 
 # The screenshots docs/ shows, taken by the browser tests (a plain test run
 # writes them to a scratch folder instead).

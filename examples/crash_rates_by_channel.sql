@@ -1,3 +1,10 @@
+-- +++
+-- name = "Crash rates per channel"
+-- description = "Crashes per 1,000 usage hours of each channel, busiest channel first: the original README's first query."
+-- dialect = "presto"
+-- tags = ["stability", "channel"]
+-- chart = { type = "bar", x = "channel", y = ["main_crash_rate", "content_crash_rate", "plugin_crash_rate", "gpu_crash_rate"] }
+-- +++
 -- Crash rates per channel: crashes per 1,000 usage hours, busiest channel first.
 SELECT
     dimensions['channel']                                         AS channel,

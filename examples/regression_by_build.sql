@@ -1,3 +1,10 @@
+-- +++
+-- name = "Nightly crash rate per build"
+-- description = "Main-process crash rate per nightly build, with the usage hours behind it: where a regression shows."
+-- dialect = "presto"
+-- tags = ["stability", "nightly", "builds"]
+-- chart = { type = "line", x = "build_id", y = ["main_crash_rate"] }
+-- +++
 -- Main-process crash rate per nightly build, with the number of usage hours behind it.
 SELECT
     dimensions['build_id']                                                  AS build_id,

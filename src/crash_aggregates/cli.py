@@ -582,9 +582,10 @@ def generate(output_path, min_submission_date, max_submission_date, pings_per_da
 
 
 # The team's commands (users, queries, state) live in their own module.
-from .cli_team import state_group, users_group  # noqa: E402
+from .cli_team import queries_group, state_group, users_group  # noqa: E402
 
 cli.add_command(users_group)
+cli.add_command(queries_group)
 cli.add_command(state_group)
 
 

@@ -250,3 +250,74 @@ def state_backup(target, state_path, config_path):
     except StateError as e:
         raise (Failed if source.exists() else UsageError)(str(e)) from None
     click.echo(f"backed up {source} to {target} ({size:,} bytes)")
+
+
+# -- saved queries as files ------------------------------------------------------------------------
+
+
+@click.group("queries")
+def queries_group():
+    """Saved queries and dashboards as files, to keep in git and review like code.
+
+    `export DIR` writes DIR/queries/<slug>.sql (SQL with a header of TOML in
+    comments: name, description, dialect, parameters, chart, tags) and
+    DIR/dashboards/<slug>.toml; `import DIR` loads them back.
+    """
+
+
+@queries_group.command("export")
+@click.argument("folder", metavar="DIR")
+@state_options
+def queries_export(folder, state_path, config_path):
+    """Write every saved query and dashboard under DIR (files already equal are left untouched)."""
+    from .cli import Failed
+    from .queryfiles import export
+
+    db = open_db(state_path, config_path)
+    try:
+        done = export(db, folder)
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+    finally:
+        db.close()
+    for path in done.written:
+        click.echo(f"wrote {path}")
+    click.echo(f"{len(done.written)} file(s) written, {done.unchanged} unchanged, in {folder}")
+
+
+@queries_group.command("import")
+@click.argument("folder", metavar="DIR")
+@click.option(
+    "--author",
+    default="import",
+    show_default=True,
+    metavar="NAME",
+    help="Recorded as the author of what the import creates or changes.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be created or updated, and change nothing.")
+@state_options
+def queries_import(folder, author, dry_run, state_path, config_path):
+    """Load the queries and dashboards of DIR: new ones are created, changed ones get a new version.
+
+    DIR is a folder that `queries export` wrote, or a folder of plain .sql
+    files (the repository's examples/: `crash-aggregates queries import
+    examples` is a starter set). All or nothing: a file that cannot be read
+    changes nothing. Importing the same files again changes nothing, and says so.
+    """
+    from .cli import Failed
+    from .queryfiles import import_folder
+
+    db = open_db(state_path, config_path)
+    try:
+        done = import_folder(db, folder, author, dry_run=dry_run)
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+    finally:
+        db.close()
+    verb = ("would create", "would update") if dry_run else ("created", "updated")
+    for (kind, slug), what in [*((c, verb[0]) for c in done.created), *((u, verb[1]) for u in done.updated)]:
+        click.echo(f"{what} {kind} {slug}")
+    summary = f"{len(done.created)} {verb[0]}, {len(done.updated)} {verb[1]}, {len(done.unchanged)} unchanged"
+    if not done.changed:
+        summary += ": nothing to change, the state already matches the files"
+    click.echo(summary + (" (dry run: nothing was changed)" if dry_run else ""))
