@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test test-fast lint format demo dashboard screenshots chromium vendor-chartjs bench docs clean
+.PHONY: install test test-fast lint format demo dashboard screenshots chromium vendor-chartjs vendor-codemirror bench docs clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,17 @@ vendor-chartjs:
 	cd build/chartjs && npm pack --silent chart.js@$(CHARTJS_VERSION) && tar xzf chart.js-$(CHARTJS_VERSION).tgz
 	cp build/chartjs/package/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
 	cp build/chartjs/package/LICENSE.md $(VENDOR)/chart.js.LICENSE.md
+
+# Rebuild the console's editor: CodeMirror 6 (versions pinned in tools/codemirror/package.json)
+# bundled by esbuild into one file, with the licenses of every package in it.
+vendor-codemirror:
+	rm -rf build/codemirror && mkdir -p build/codemirror
+	cp tools/codemirror/package.json tools/codemirror/entry.mjs tools/codemirror/licenses.mjs build/codemirror/
+	cd build/codemirror && npm install --silent --no-audit --no-fund
+	cd build/codemirror && ./node_modules/.bin/esbuild entry.mjs --bundle --minify --format=iife \
+		--global-name=CodeMirror --legal-comments=none --metafile=meta.json --outfile=codemirror.min.js
+	cd build/codemirror && node licenses.mjs meta.json codemirror.LICENSES.md
+	cp build/codemirror/codemirror.min.js build/codemirror/codemirror.LICENSES.md $(VENDOR)/
 
 # BENCH_ARGS: e.g. --quick (a smoke run on small corpora), --runs 5, --only realistic,duckdb
 bench: install
