@@ -45,8 +45,11 @@ class Prepared:
     tree: object = field(default=None, repr=False)
 
 
-def prepare(sql: str, dialect: str = "presto") -> Prepared:
-    """Parse, fence and translate a statement; a QueryError says what is wrong and where."""
+def prepare(sql: str, dialect: str = "presto", parameters=()) -> Prepared:
+    """Parse, fence and translate a statement; a QueryError says what is wrong and where.
+
+    ``parameters``: names of bound parameters the statement may use (``:name`` in Presto, ``$name`` in DuckDB).
+    """
     from . import fence, syntax
 
     if dialect not in DIALECTS:
@@ -54,7 +57,7 @@ def prepare(sql: str, dialect: str = "presto") -> Prepared:
     tokens = syntax.tokenize(sql, dialect)
     fence.check_tokens(sql, tokens)
     tree = syntax.parse(sql, tokens, dialect)
-    fence.check(tree, sql, tokens)
+    fence.check(tree, sql, tokens, parameters)
     names = fence.visible_columns(tree)
     if dialect == "presto":
         from .presto import to_duckdb
@@ -90,8 +93,11 @@ def plan(prepared: Prepared, conn) -> str:
     return generate(fast) if fast is not None else prepared.duckdb_sql
 
 
-def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
-    """Run a prepared statement; a context manager yielding a streaming Result."""
+def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None, params: dict | None = None):
+    """Run a prepared statement; a context manager yielding a streaming Result.
+
+    ``params``: the values of the statement's named parameters (``$name``), bound, never written into the SQL.
+    """
     from .engine import check_statement, execute
 
     own = conn is None
@@ -120,6 +126,7 @@ def run(prepared: Prepared, path, *, timeout: float | None = None, conn=None):
             tokens=prepared.tokens,
             names=prepared.names,
             fallback=fallback,
+            params=params,
         ),
     )
 

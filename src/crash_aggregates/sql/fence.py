@@ -18,6 +18,8 @@ translated statement checked to be a single SELECT.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
@@ -112,8 +114,11 @@ def check_tokens(sql: str, tokens: list[Token]) -> None:
             )
 
 
-def check(tree: exp.Expression, sql: str, tokens: list[Token]) -> None:
-    """Raise QueryError unless the statement only reads ``crash_aggregates``."""
+def check(tree: exp.Expression, sql: str, tokens: list[Token], parameters: Collection[str] = ()) -> None:
+    """Raise QueryError unless the statement only reads ``crash_aggregates``.
+
+    ``parameters``: the names of the bound parameters the statement may use (the console's ``{{ name }}``).
+    """
     if isinstance(tree, exp.Describe):
         target = tree.this
         if not (isinstance(target, exp.Table) and target.name.lower() == TABLE and not target.args.get("db")):
@@ -131,6 +136,8 @@ def check(tree: exp.Expression, sql: str, tokens: list[Token]) -> None:
             node, (exp.Command, exp.Into, exp.Create, exp.Insert, exp.Delete, exp.Update, exp.Drop, exp.Copy, exp.Merge)
         ):
             raise QueryError(f"{type(node).__name__.upper()}{_where(node, sql)} is refused: the data is read-only")
+        if isinstance(node, exp.Placeholder) and node.name in parameters:
+            continue
         if isinstance(node, (exp.Placeholder, exp.Parameter)):
             raise QueryError(f"query parameters{_where(node, sql)} are not supported: write the values into the query")
         if isinstance(node, exp.Func):

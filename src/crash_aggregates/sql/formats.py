@@ -130,6 +130,11 @@ def _limited(batches: Iterable[pa.RecordBatch], limit: int | None) -> Iterable[p
         yield batch
 
 
+def json_rows(batch: pa.RecordBatch) -> list[list]:
+    """A batch's rows as lists of JSON values (maps as objects, dates as ISO text, non-finite numbers as null)."""
+    return [[_plain(v, t, finite_only=True) for v, t in row] for row in _rows(batch)]
+
+
 def csv_field(s: str | None) -> str:
     r'''RFC 4180 quoting; NULL is an empty field, an empty string is two quotes.
 
