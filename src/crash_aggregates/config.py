@@ -72,6 +72,18 @@ class Dashboard:
     previous_builds: int = 3
     #: Builds: the false-discovery rate of the regression flags (Benjamini-Hochberg).
     false_discovery_rate: float = 0.05
+    #: SQL console: queries that run at once (the rest wait in line).
+    console_running: int = 2
+    #: SQL console: queries that may wait in line (more are refused as busy).
+    console_waiting: int = 50
+    #: SQL console: a query's time limit in seconds.
+    console_timeout: float = 60.0
+    #: SQL console: rows an answer shows (the rest is cut, and the answer says so).
+    console_max_rows: int = 10_000
+    #: SQL console: MiB of data one answer may hold in memory.
+    console_max_result_mb: float = 64.0
+    #: SQL console: rows a download (CSV, JSON, Parquet) writes.
+    console_download_rows: int = 1_000_000
 
 
 _DASHBOARD_RANGES = {
@@ -81,6 +93,12 @@ _DASHBOARD_RANGES = {
     "top": (int, 1, 100),
     "previous_builds": (int, 1, 100),
     "false_discovery_rate": ((int, float), 0, 1),
+    "console_running": (int, 1, 64),
+    "console_waiting": (int, 0, 10_000),
+    "console_timeout": ((int, float), 0.1, 3600),
+    "console_max_rows": (int, 1, 10_000_000),
+    "console_max_result_mb": ((int, float), 1, 65_536),
+    "console_download_rows": (int, 1, 1_000_000_000),
 }
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from .. import location, storage
@@ -25,6 +26,8 @@ from ..stores import store_for
 REMOTE_CHECK_SECONDS = 30.0
 #: Answers kept per process (all versions together; the oldest go first).
 CACHE_ENTRIES = 512
+#: Idle console connections kept per version.
+CONSOLE_SPARES = 8
 
 
 class _Version:
@@ -35,6 +38,8 @@ class _Version:
         self.lock = threading.Lock()  # one query at a time per connection
         self.conn = None
         self.retired = False
+        #: The console's idle connections to this version (each query holds one of its own while it runs).
+        self.spare: list = []
 
     @property
     def dates(self) -> list[date]:
@@ -74,6 +79,8 @@ class ServedData:
     def _retire(self, old: _Version) -> None:
         """Close an old version's connection now, or let the query running on it close it when done."""
         old.retired = True
+        while old.spare:
+            old.spare.pop().close()
         if old.lock.acquire(blocking=False):
             try:
                 if old.conn is not None:
@@ -123,6 +130,26 @@ class ServedData:
                     version.conn.close()
                     version.conn = None
 
+    @contextmanager
+    def connection(self) -> Iterator:
+        """A fenced connection of the current version for one console query (kept for the next one)."""
+        from ..sql import connect
+
+        version = self.version()
+        with self._lock:
+            conn = version.spare.pop() if version.spare else None
+        if conn is None:
+            conn = connect(self.path)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                keep = not version.retired and len(version.spare) < CONSOLE_SPARES
+                if keep:
+                    version.spare.append(conn)
+            if not keep:
+                conn.close()
+
     def open(self) -> None:
         """Open the connection to the current version now (``serve`` does, before it takes requests).
 
@@ -155,6 +182,10 @@ class ServedData:
         with self._lock:
             current, self._current = self._current, None
         if current is not None:
+            with self._lock:
+                current.retired = True
+                while current.spare:
+                    current.spare.pop().close()
             with current.lock:
                 current.retired = True
                 if current.conn is not None:

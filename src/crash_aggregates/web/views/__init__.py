@@ -8,8 +8,12 @@ every view shares.
 
 from .builds import builds
 from .compare import compare
+from .console import api_schema, api_sql, api_sql_download, console_page
 from .explore import api_rates, explore
 from .health import api_health, health
 from .overview import home, overview
 
-__all__ = ["api_health", "api_rates", "builds", "compare", "explore", "health", "home", "overview"]
+__all__ = [
+    "api_health", "api_rates", "api_schema", "api_sql", "api_sql_download", "builds", "compare", "console_page",
+    "explore", "health", "home", "overview",
+]  # fmt: skip
