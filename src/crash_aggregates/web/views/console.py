@@ -167,13 +167,14 @@ async def api_sql_download(request: Request) -> Response:
     """``POST /api/sql/download`` (a form: sql, dialect, parameters as JSON, format): the answer as a file."""
     form = await request.form()
     fmt = str(form.get("format", "csv"))
+    if fmt not in library.DOWNLOADS:
+        return _refused(f"format: one of {', '.join(library.DOWNLOADS)}")
     try:
         params = json.loads(str(form.get("parameters") or "{}"))
-        stmt = _statement({"sql": form.get("sql"), "dialect": form.get("dialect"), "parameters": params})
-        if fmt not in library.DOWNLOADS:
-            raise BadRequest(f"format: one of {', '.join(library.DOWNLOADS)}")
     except ValueError:
         return _refused("parameters: not JSON")
+    try:
+        stmt = _statement({"sql": form.get("sql"), "dialect": form.get("dialect"), "parameters": params})
     except (QueryError, BadRequest) as e:
         return _refused(str(e))
     console, data = _console(request), _app(request).data
