@@ -1,0 +1,156 @@
+"""The SQL console in a real browser: Debian's Chromium driven by Playwright, over `crash-aggregates serve`.
+
+A user types the original README's first query with a parameter, runs it,
+charts it, and downloads it; the fences refuse, in the page, what must be
+refused. The numbers on screen are checked against `crash-aggregates sql`.
+Without /usr/bin/chromium the tests fail (`make chromium`); Playwright never
+downloads a browser. Screenshots go where test_web_browser.py puts its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from helpers import run
+from test_web_browser import CHROMIUM, IMAGES, browser, server  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+FIRST_QUERY = """SELECT dimensions['channel'] AS channel,
+       sum(stats['usage_hours']) AS usage_hours,
+       1000 * sum(stats['main_crashes']) / sum(stats['usage_hours']) AS main_crash_rate,
+       1000 * sum(stats['content_crashes']) / sum(stats['usage_hours']) AS content_crash_rate
+FROM crash_aggregates
+WHERE dimensions['channel'] IN ({{ channels }})
+GROUP BY dimensions['channel']
+ORDER BY -sum(stats['usage_hours'])"""
+
+
+@pytest.fixture
+def page(browser, server):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True, base_url=server)
+    page = context.new_page()
+    problems = []
+
+    def console_message(m):
+        # A refused query is a 400 from /api/sql, which Chromium logs as a failed resource: expected here.
+        if m.type in ("error", "warning") and "status of 400" not in m.text:
+            problems.append(m.text)
+
+    page.on("console", console_message)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    yield page
+    context.close()
+    assert problems == [], f"the browser reported: {problems}"  # CSP violations and script errors land here
+
+
+def sql(data, query: str) -> list[list]:
+    result = run("sql", "--data", data, "--format", "json", query)
+    assert result.exit_code == 0, result.output
+    return [list(json.loads(line).values()) for line in result.stdout.splitlines() if line.strip()]
+
+
+def type_query(page, text: str) -> None:
+    page.click(".cm-content")
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
+
+
+def run_query(page) -> None:
+    page.evaluate("document.getElementById('run').removeAttribute('data-rows')")
+    page.click("#run")
+    page.wait_for_selector("#run[data-rows], #error:not([hidden])", timeout=30000)
+
+
+def table(page) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        "#result-table tbody tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))"
+    )
+
+
+def test_write_run_chart_and_download_a_query_with_a_parameter(page, demo_data, tmp_path):
+    page.goto("/console")
+    page.wait_for_selector(".cm-editor")
+    page.wait_for_selector("#schema details")  # the sidebar: columns, dimensions with values, stats
+    assert "channel" in page.inner_text("#schema")
+    type_query(page, FIRST_QUERY)
+    page.wait_for_selector(".parameter[data-name=channels]")
+    page.select_option(".parameter[data-name=channels] select", "list")
+    page.fill(".parameter[data-name=channels] input", "release, beta, nightly")
+    # The editor highlights SQL: keywords and strings are their own spans.
+    assert page.locator(".cm-content span").count() > 10
+    run_query(page)
+    assert page.is_hidden("#error")
+    written = FIRST_QUERY.replace("{{ channels }}", "'release', 'beta', 'nightly'")
+    expected = sql(demo_data, written)
+    shown = table(page)
+    assert [r[0] for r in shown] == [r[0] for r in expected] == ["release", "beta", "nightly"]
+    for got, want in zip(shown, expected, strict=True):
+        assert [float(x) for x in got[1:]] == pytest.approx(want[1:], rel=1e-12)
+    assert page.inner_text("#status").startswith("3 rows in")
+
+    page.click(".tab[data-tab=chart]")
+    page.select_option("#chart-form select[name=type]", "bar")
+    page.select_option("#chart-form select[name=x]", "channel")
+    page.select_option("#chart-form select[name=y]", ["main_crash_rate", "content_crash_rate"])
+    page.wait_for_selector("#chart canvas[data-ready='1'][data-series='2']")
+    drawn = page.evaluate(
+        """() => { const c = Chart.getChart(document.querySelector('#chart canvas'));
+                   return {type: c.config.type, labels: c.data.labels, data: c.data.datasets.map(d => [d.label, d.data])}; }"""
+    )
+    assert drawn["type"] == "bar" and drawn["labels"] == ["release", "beta", "nightly"]
+    assert drawn["data"][0][0] == "main_crash_rate"
+    assert drawn["data"][0][1] == pytest.approx([r[2] for r in expected], rel=1e-12)
+    assert drawn["data"][1][1] == pytest.approx([r[3] for r in expected], rel=1e-12)
+    page.screenshot(path=str(IMAGES / "console.png"), full_page=True)
+
+    page.select_option("#chart-form select[name=type]", "number")
+    page.select_option("#chart-form select[name=y]", ["usage_hours"])
+    assert float(page.inner_text("#chart .single-number .value").replace(",", "")) == pytest.approx(
+        expected[0][1], rel=1e-3
+    )
+
+    with page.expect_download() as info:
+        page.click("#download-form button[value=csv]")
+    target = tmp_path / "answer.csv"
+    info.value.save_as(target)
+    rows = list(csv.reader(target.open()))
+    assert rows[0] == ["channel", "usage_hours", "main_crash_rate", "content_crash_rate"]
+    assert [r[0] for r in rows[1:]] == ["release", "beta", "nightly"]
+
+
+def test_a_big_answer_pages_and_says_it_was_cut(page):
+    page.goto("/console")
+    page.wait_for_selector(".cm-editor")
+    type_query(page, "SELECT submission_date, activity_date, dimensions['os_name'] AS os FROM crash_aggregates")
+    run_query(page)
+    assert page.inner_text("#page-info") == "rows 1–50 of 10,000"
+    assert "only the first 10,000 rows are shown (the row cap)" in page.inner_text("#cut")
+    page.click("#pager button:has-text('next')")
+    assert page.inner_text("#page-info") == "rows 51–100 of 10,000"
+
+
+@pytest.mark.parametrize(
+    ("query", "words", "where"),
+    [
+        ("SELECT *\nFROM read_csv('/etc/passwd')", "read_csv() at line 2, column 6 is refused", (2, 6)),
+        ("SELECT * FROM '/etc/passwd'", "the file path '/etc/passwd' at line 1, column 15 is refused", (1, 15)),
+        ("COPY crash_aggregates TO '/tmp/leak.csv'", "COPY statements are refused", None),
+        ("ATTACH '/tmp/other.db' AS other", "ATTACH statements are refused", None),
+    ],
+)
+def test_the_fences_through_the_console(page, query, words, where):
+    page.goto("/console")
+    page.wait_for_selector(".cm-editor")
+    type_query(page, query)
+    run_query(page)
+    assert words in page.inner_text("#error")
+    if where:  # the editor marks the place the message names
+        page.wait_for_selector(".cm-lintRange-error")
+        line = page.locator(".cm-line").nth(where[0] - 1)
+        assert page.locator(".cm-lintRange-error").first.text_content() in line.text_content()
+    if "passwd" in query:
+        page.screenshot(path=str(IMAGES / "console-refused.png"))
