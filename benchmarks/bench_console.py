@@ -198,7 +198,8 @@ def main() -> None:
         process.communicate(timeout=60)
 
     print(f"\n{args.users} users x {args.requests} requests on {base} ({len(dates)} published days in {data})")
-    print(f"console_running = {args.running}; load average before the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    load = os.getloadavg()[0]
+    print(f"console_running = {args.running}; load average at the end: {load:.2f} on {os.cpu_count()} cores")
     kinds = sorted({k for k, _, _ in results})
     print(f"\n{'kind':<42} {'n':>5} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'errors':>7}")
     for kind in [*kinds, "all"]:

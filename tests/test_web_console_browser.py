@@ -99,7 +99,8 @@ def test_write_run_chart_and_download_a_query_with_a_parameter(page, demo_data, 
     page.wait_for_selector("#chart canvas[data-ready='1'][data-series='2']")
     drawn = page.evaluate(
         """() => { const c = Chart.getChart(document.querySelector('#chart canvas'));
-                   return {type: c.config.type, labels: c.data.labels, data: c.data.datasets.map(d => [d.label, d.data])}; }"""
+                   return {type: c.config.type, labels: c.data.labels,
+                           data: c.data.datasets.map(d => [d.label, d.data])}; }"""
     )
     assert drawn["type"] == "bar" and drawn["labels"] == ["release", "beta", "nightly"]
     assert drawn["data"][0][0] == "main_crash_rate"
