@@ -37,10 +37,24 @@ WRITTEN = (
 PARAMETERS = {"channels": ["release", "nightly"], "days": {"start": "2016-03-10", "end": "2016-03-13"}}
 
 
+def browser_like(c: TestClient) -> TestClient:
+    """The client as a page's script is: the browser cookie, and the CSRF token the page was given."""
+    c.headers["X-CSRF-Token"] = c.get("/api/me").json()["csrf_token"]
+    return c
+
+
 @pytest.fixture(scope="module")
 def client(demo_data):
     with TestClient(create_app(str(demo_data), default_config())) as c:
-        yield c
+        yield browser_like(c)
+
+
+def test_a_post_from_a_browser_without_its_csrf_token_is_refused(demo_data):
+    with TestClient(create_app(str(demo_data), default_config())) as c:
+        c.get("/console")  # the browser's cookie
+        r = c.post("/api/sql", json={"sql": "SELECT 1 AS one"})
+        assert r.status_code == 403 and "CSRF" in r.json()["error"]
+        assert browser_like(c).post("/api/sql", json={"sql": "SELECT 1 AS one"}).json()["rows"] == [[1]]
 
 
 def sql(data, query: str) -> list[list]:
@@ -120,6 +134,7 @@ def test_a_body_that_is_not_json(client):
 def test_streamed_answer_comes_in_pages_and_says_where_the_cap_cut(demo_data):
     config = parse_config({"dashboard": {"console_max_rows": 1200}})
     with TestClient(create_app(str(demo_data), config)) as c:
+        browser_like(c)
         r = c.post("/api/sql", json={"sql": "SELECT * FROM crash_aggregates", "stream": True})
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in r.text.splitlines()]
@@ -142,6 +157,7 @@ def test_streamed_error_is_a_line(client):
 def test_time_limit_is_a_400(demo_data):
     config = parse_config({"dashboard": {"console_timeout": 0.3}})
     with TestClient(create_app(str(demo_data), config)) as c:
+        browser_like(c)
         slow = "SELECT count(*) FROM crash_aggregates a, crash_aggregates b, crash_aggregates c"
         r = c.post("/api/sql", json={"sql": slow})
         assert r.status_code == 400 and "time limit of 0.3 s" in r.json()["error"]
