@@ -264,11 +264,24 @@ def test_sign_in_is_rate_limited_per_user(tmp_path, state, team):
         assert ok.status_code == 303
 
 
+def test_sign_in_is_rate_limited_per_address(tmp_path, state, team):
+    with TestClient(app_for(tmp_path, state)) as c:
+        csrf = login_form_csrf(c)
+        names = [f"guess{i}" for i in range(20)]  # a different name each time: only the address limit applies
+        statuses = [
+            c.post("/login", data={"name": n, "password": "x" * 9, "csrf_token": csrf}).status_code for n in names
+        ]
+        assert statuses == [401] * 20
+        blocked = c.post("/login", data={"name": "eve", "password": PASSWORDS["eve"], "csrf_token": csrf})
+        assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+
+
 def test_the_page_shows_who_is_signed_in_and_a_sign_out_form(tmp_path, state, team):
     with TestClient(app_for(tmp_path, state)) as c:
         csrf = sign_in(c, "ada")
         html = c.get("/overview").text
         assert "ada · viewer" in html and f'name="csrf_token" value="{csrf}"' in html
+        assert f'<meta name="csrf-token" content="{csrf}">' in html  # for the page's scripts
 
 
 # -- the proxy header -------------------------------------------------------------------------------------

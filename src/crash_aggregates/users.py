@@ -194,29 +194,48 @@ def set_password(db: sqlite3.Connection, name: str, password: str | None) -> Use
 _DECOY: list[str] = []
 
 
-def authenticate(db: sqlite3.Connection, name: str, password: str) -> User | None:
-    """The user if ``password`` is its password and it is enabled, else None."""
+def password_record(db: sqlite3.Connection, name: str) -> tuple[User | None, str | None]:
+    """The enabled user of that name and its password hash (None, None: no such user, or no password)."""
+    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if NAME.fullmatch(name or "") else None
+    user = _user(row)
+    if user is None or user.disabled or row["password_hash"] is None:
+        return None, None
+    return user, row["password_hash"]
+
+
+def verify_password(hashed: str | None, password: str) -> bool:
+    """Whether ``password`` matches the argon2 hash (None: checked against a decoy, for the same time, and False).
+
+    Slow on purpose (tens of milliseconds): call it without holding the state file.
+    """
     from argon2.exceptions import InvalidHashError, VerificationError
 
     hasher = _hasher()
-    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if NAME.fullmatch(name or "") else None
-    if row is None or row["password_hash"] is None:
+    if hashed is None:
         if not _DECOY:
             _DECOY.append(hasher.hash(secrets.token_urlsafe(16)))
-        try:
-            hasher.verify(_DECOY[0], password)
-        except VerificationError:
-            pass
-        return None
+        hashed = _DECOY[0]  # a random password: it never matches
     try:
-        hasher.verify(row["password_hash"], password)
+        return hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
-        return None
-    if hasher.check_needs_rehash(row["password_hash"]):
+        return False
+
+
+def rehash_if_needed(db: sqlite3.Connection, user: User, hashed: str, password: str) -> None:
+    """Keep the password hashed with the library's current costs (after a successful sign-in)."""
+    hasher = _hasher()
+    if hasher.check_needs_rehash(hashed):
         with transaction(db):
-            db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (hasher.hash(password), row["id"]))
-    user = _user(row)
-    return None if user.disabled else user
+            db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (hasher.hash(password), user.id))
+
+
+def authenticate(db: sqlite3.Connection, name: str, password: str) -> User | None:
+    """The user if ``password`` is its password and it is enabled, else None."""
+    user, hashed = password_record(db, name)
+    if not verify_password(hashed, password) or user is None:
+        return None
+    rehash_if_needed(db, user, hashed, password)
+    return user
 
 
 # -- API tokens -----------------------------------------------------------------------

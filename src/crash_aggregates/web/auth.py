@@ -109,6 +109,9 @@ class LoginLimiter:
     def failed(self, name: str, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
+            if len(self._failures) > 10_000:  # many names tried: forget those whose failures are old
+                for key in [k for k, times in self._failures.items() if not self._recent(k, now)]:
+                    del self._failures[key]
             self._recent(("name", name.lower()), now).append(now)
             self._recent(("address", address), now).append(now)
 
@@ -429,8 +432,12 @@ async def login(request: Request) -> Response:
 
     def check():
         with auth.state.use() as db:
-            user = users.authenticate(db, name, password)
-            return (user, users.new_session(db, user)) if user else (None, None)
+            user, hashed = users.password_record(db, name)
+        if not users.verify_password(hashed, password) or user is None:  # slow: the state file is not held
+            return None, None
+        with auth.state.use() as db:
+            users.rehash_if_needed(db, user, hashed, password)
+            return user, users.new_session(db, user)
 
     user, session = await run_in_threadpool(check)
     if user is None:
