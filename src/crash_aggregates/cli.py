@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import click
 
+from . import engines
 from .errors import CrashAggregatesError, ExitCode
 
 
@@ -166,7 +167,7 @@ def cli():
 )
 @click.option(
     "--engine",
-    type=click.Choice(["embedded", "spark"]),
+    type=click.Choice(engines.names()),
     default="embedded",
     show_default=True,
     help="Where the job runs: local worker processes, or Spark (needs the spark extra and Java 17+).",

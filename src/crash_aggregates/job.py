@@ -15,21 +15,19 @@ that meets it: the following dates would only fail the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from . import __version__, stores
+from . import __version__, engines, stores
 from .config import Config
+from .engines import Engine, ProgressFn
 from .errors import CrashAggregatesError, ExitCode
 from .location import StorageError
 from .sources import NoInput, list_input, plan_splits
 from .storage import aggregates_table, clean_staging, load_writer, publish_partition
-
-#: Called with (bytes read, pings evaluated) since the previous call.
-ProgressFn = Callable[[int, int], None]
 
 
 class DateIOError(CrashAggregatesError):
@@ -102,26 +100,20 @@ def run_job(
 ) -> RunResult:
     """Run every date, in order, until one stops the run; returns what became of each.
 
-    Raises before the first date: ``engines.spark.SparkUnavailable`` when the
-    engine cannot start, StorageError when the output cannot be used.
+    ``engine`` is a name of ``engines.ENGINES``. Raises before the first date:
+    an EngineError when the engine is unknown or cannot start here, a
+    StorageError when the output cannot be used.
     """
     reporter = reporter or Reporter()
     started = time.perf_counter()
-    if engine == "spark":
-        from .engines import spark
-
-        spark.start(spark_master)  # one session for every date of the run (stopped at exit)
-        workers = spark.parallelism()
-    if engine == "embedded" and not workers:
-        from .engines.embedded import default_workers
-
-        workers = default_workers()
+    chosen = engines.get(engine)
+    workers = chosen.start(workers=workers, master=spark_master)
     stores.configure(config)
     for name in clean_staging(output_path, warn=reporter.warning):
         reporter.removed(name)
     days = []
     for day in dates:
-        result = run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, reporter)
+        result = run_day(config, input_path, output_path, day, chosen, workers, allow_corrupt, reporter)
         days.append(result)
         reporter.day_done(result)
         if result.status == "stopped":
@@ -129,7 +121,16 @@ def run_job(
     return RunResult(dates, days, time.perf_counter() - started)
 
 
-def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt, reporter) -> DayResult:
+def run_day(
+    config: Config,
+    input_path: str,
+    output_path: str,
+    day: date,
+    engine: Engine,
+    workers: int,
+    allow_corrupt: bool,
+    reporter: Reporter,
+) -> DayResult:
     """Read, aggregate and publish one date; a failure is a DayResult, the previous partition left in place."""
     started = time.perf_counter()
     report: dict = {}
@@ -138,7 +139,16 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
         splits = plan_splits(files)
         total_bytes = sum(f.size for f in files)
         with reporter.reading(day, total_bytes) as progress, _failing("cannot read input"):
-            partial = _aggregate(config, day, splits, engine, workers, allow_corrupt, progress)
+            # pyarrow, for the Parquet writer, is imported while the workers read (prepare).
+            partial = engine.aggregate_day(
+                config,
+                day,
+                splits,
+                workers=workers,
+                allow_corrupt=allow_corrupt,
+                progress=progress,
+                prepare=load_writer,
+            )
         report = {
             "submission_date": day.isoformat(),
             **partial.counters(),
@@ -146,7 +156,7 @@ def run_day(config, input_path, output_path, day, engine, workers, allow_corrupt
             "input_files": len(files),
             "input_bytes": total_bytes,
             "corrupt_files": partial.corrupt_files,
-            "engine": engine,
+            "engine": engine.name,
             "workers": workers,
             "dimensions": [d.name for d in config.dimensions],
             "stats": config.stat_columns(),
@@ -181,16 +191,3 @@ def _failing(action: str) -> Iterator[None]:
         raise
     except OSError as e:
         raise DateIOError(f"{action}: {e}") from e
-
-
-def _aggregate(config, day, splits, engine, workers, allow_corrupt, advance):
-    if engine == "embedded":
-        from .engines.embedded import aggregate_day
-    elif engine == "spark":
-        from .engines.spark import aggregate_day
-    else:
-        raise ValueError(f"unknown engine {engine!r}")
-    # pyarrow, for the Parquet writer, is imported while the workers read.
-    return aggregate_day(
-        config, day, splits, workers=workers, allow_corrupt=allow_corrupt, progress=advance, prepare=load_writer
-    )

@@ -26,11 +26,7 @@ from ..config import Config
 from ..pings import PingRules
 from ..sources import CorruptInput, Split, read_batches
 from ..stores import store_for
-from . import EngineError
-
-#: Called with (bytes read, pings evaluated) since the previous call.
-ProgressFn = Callable[[int, int], None]
-
+from . import EngineError, ProgressFn
 
 #: Tasks shrink from this size to one split as the input left to plan
 #: shrinks (``plan_tasks``).
@@ -271,3 +267,16 @@ def _drain(progress_queue, progress: ProgressFn | None) -> None:
             return
         if progress:
             progress(nbytes, pings)
+
+
+class EmbeddedEngine:
+    """Local worker processes: as many as asked for (``--workers``), else one per core."""
+
+    name = "embedded"
+    aggregate_day = staticmethod(aggregate_day)
+
+    def start(self, workers: int | None = None, master: str | None = None) -> int:
+        return workers or default_workers()
+
+
+ENGINE = EmbeddedEngine()

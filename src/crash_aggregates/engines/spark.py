@@ -57,7 +57,7 @@ from ..config import Config
 from ..errors import ExitCode
 from ..pings import PingRules
 from ..sources import CorruptInput, Split
-from . import EngineError
+from . import EngineError, ProgressFn
 from .embedded import aggregate_split
 
 #: Oldest Java that the engine accepts (Spark 4 needs 17).
@@ -65,8 +65,6 @@ MIN_JAVA = 17
 #: Key of the per-split counter records; aggregate keys are (activity_date, dims) tuples.
 COUNTERS = "__counters__"
 PIP_HINT = "pip install 'crash-aggregates[spark]'"
-
-ProgressFn = Callable[[int, int], None]
 
 
 class SparkUnavailable(EngineError):
@@ -377,6 +375,21 @@ def aggregate_day(
     total.processed, total.ignored = counters.processed, counters.ignored
     total.corrupt_files = [entry for _, entry in corrupt]
     return total
+
+
+class SparkEngine:
+    """Spark: one session for every date of a run, started by ``start`` (``--spark-master``)."""
+
+    name = "spark"
+    aggregate_day = staticmethod(aggregate_day)
+
+    def start(self, workers: int | None = None, master: str | None = None) -> int:
+        """Start the session (stopped at exit); Spark's parallelism, not ``workers``, says how many tasks run."""
+        start(master)  # the module's start()
+        return parallelism()
+
+
+ENGINE = SparkEngine()
 
 
 class _Progress:
