@@ -295,11 +295,11 @@ def rules_for(config=None, submission_date: date = D, tier: str = "fast") -> Pin
     "msgspec" (its stand-in where no compiler was at hand) or "generic" (the
     standard library for every line). All three must agree on every case."""
     rules = PingRules(config or default_config(), submission_date)
-    assert rules._scanner is not None and rules._decoder is not None, "the fast tiers are off"
+    assert rules.reader.scanner is not None and rules.reader.decoder is not None, "the fast tiers are off"
     if tier != "fast":
-        rules._scanner = None
+        rules.reader.scanner = None
     if tier == "generic":
-        rules._decoder = None
+        rules.reader.decoder = None
     return rules
 
 

@@ -75,7 +75,7 @@ from pingcases import (
     stats,
 )
 
-from crash_aggregates import pings
+from crash_aggregates import pings, reading
 from crash_aggregates.aggregate import DayAggregate
 from crash_aggregates.config import GFX_COMPOSITOR, default_config, parse_config
 
@@ -125,8 +125,8 @@ def test_fast_tiers_handle_the_base_pings():
     and the msgspec decoder: neither hands these lines to the generic tier."""
     rules = rules_for()
     for doc in (MAIN, CRASH, BARE_MAIN, BARE_CRASH):
-        assert isinstance(rules._scanner.extract(encode(doc)), list)
-        assert rules._decoder.decode(encode(doc)) is not None
+        assert isinstance(rules.reader.scanner.extract(encode(doc)), list)
+        assert rules.reader.decoder.decode(encode(doc)) is not None
 
 
 # What the C scanner leaves to the generic tier (False), answers itself (a list),
@@ -158,7 +158,7 @@ SCAN_CASES = [
 
 @pytest.mark.parametrize("line, answer", [pytest.param(line, answer, id=name) for name, line, answer in SCAN_CASES])
 def test_who_answers(line, answer):
-    got = rules_for()._scanner.extract(line)
+    got = rules_for().reader.scanner.extract(line)
     assert type(got) is answer if answer is list else got is answer
 
 
@@ -176,7 +176,7 @@ SIGNATURE_CASES = [
 @pytest.mark.parametrize("line, signature", [pytest.param(line, sig, id=name) for name, line, sig in SIGNATURE_CASES])
 def test_scanner_signature(line, signature):
     """The signature is the raw text of the signed slots as finally read (each then NUL, missing: \\x01)."""
-    scanner = pings.Scanner(pings.scan_spec([("a",), ("b", "c")]), 2, (0, 1))
+    scanner = reading.Scanner(reading.scan_spec([("a",), ("b", "c")]), 2, (0, 1))
     got = scanner.extract(line)
     assert (got[-1] if got else None) == signature
 
@@ -1311,7 +1311,7 @@ def test_dimension_path_that_prefixes_a_rule_path():
     the rules still hold (an object value is absent)."""
     config = parse_config({"dimensions": {"build": "environment.build", "channel": "application.channel"}})
     rules = pings.PingRules(config, D)
-    assert rules._decoder is None and rules._scanner is None
+    assert rules.reader.decoder is None and rules.reader.scanner is None
     expected = Processed(
         False, "2016-03-03", {"build": None, "channel": "release"}, MAIN_STATS, dim_names=("build", "channel")
     )

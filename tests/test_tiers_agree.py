@@ -173,9 +173,9 @@ def test_scanner_checks_utf8_like_python():
 
 def test_signatures_past_the_limit_are_worked_out_every_time(monkeypatch):
     """Once MAX_KNOWN_SIGNATURES are remembered, new ones are not, and still get the right outcome."""
-    from crash_aggregates import pings
+    from crash_aggregates import reading
 
-    monkeypatch.setattr(pings, "MAX_KNOWN_SIGNATURES", 3)
+    monkeypatch.setattr(reading, "MAX_KNOWN_SIGNATURES", 3)
     fast = PingRules(default_config(), date(2016, 3, 5))
     generic = rules_for(submission_date=date(2016, 3, 5), tier="generic")
     lines = [_with_raw(MAIN, ("application", "channel"), b'"c%d"' % i) for i in range(10)]
