@@ -10,10 +10,12 @@ import math
 from datetime import date, datetime
 
 import pytest
+import sqlglot
 from sqldata import ROWS
+from sqlglot import exp
 
 import crash_aggregates
-from crash_aggregates.sql import QueryError, prepare
+from crash_aggregates.sql import QueryError, prepare, presto
 from crash_aggregates.sql.presto import joda_to_strftime, mysql_to_strftime
 
 CA = "crash_aggregates"
@@ -318,3 +320,29 @@ def test_untranslatable_calls_are_refused_clearly(sql, message):
     with pytest.raises(QueryError) as info:
         prepare(sql)
     assert message in str(info.value) and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(presto.REWRITTEN))
+def test_every_rewritten_function_is_parsed_as_a_plain_call(name):
+    """The one table of functions decides what sqlglot leaves to this module."""
+    call = sqlglot.parse_one(f"SELECT {name.lower()}(a, b, c) FROM t", read=presto.CrashPresto).expressions[0]
+    assert isinstance(call, exp.Anonymous) and call.name.upper() == name
+
+
+@pytest.mark.parametrize(
+    "sql, kind",
+    [
+        ("date_diff('day', submission_date, submission_date)", "int"),
+        ("date_add('day', 1, submission_date)", "date"),
+        ("date_trunc('month', activity_date)", "varchar"),
+        ("approx_percentile(stats['usage_hours'], 0.5)", "double"),
+        ("parse_datetime(activity_date, 'yyyy')", "timestamp"),
+        ("split_part(activity_date, '-', 1)", "varchar"),
+        ("bit_count(5, 64)", "int"),
+        ("format('%d', 1)", None),
+        ("no_such_function(1)", None),
+    ],
+)
+def test_result_types_come_from_the_table(sql, kind):
+    tree = sqlglot.parse_one(f"SELECT {sql} FROM crash_aggregates", read=presto.CrashPresto)
+    assert presto.Types(tree).of(tree.expressions[0]) == kind

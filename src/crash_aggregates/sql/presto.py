@@ -46,39 +46,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlglot import exp
 from sqlglot.dialects.presto import Presto
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from .errors import QueryError, at
-
-# Functions that sqlglot would translate wrongly: parse them as plain
-# (anonymous) calls and rewrite them here.
-RAW_FUNCTIONS = {
-    "PARSE_DATETIME",
-    "FORMAT_DATETIME",
-    "DATE_PARSE",
-    "DATE_FORMAT",
-    "DATE_DIFF",
-    "DATE_ADD",
-    "DATE_TRUNC",
-    "REGEXP_EXTRACT",
-    "REGEXP_REPLACE",
-    "SPLIT_PART",
-    "CARDINALITY",
-    "APPROX_PERCENTILE",
-    "APPROX_DISTINCT",
-    "FORMAT",
-}
-
-
-class CrashPresto(Presto):
-    """Presto as sqlglot reads it, minus the functions this module translates itself."""
-
-    class Parser(Presto.Parser):
-        FUNCTIONS = {k: v for k, v in Presto.Parser.FUNCTIONS.items() if k not in RAW_FUNCTIONS}
-
 
 #: The table's columns and their types (SPEC section 7).
 TABLE_TYPES = {
@@ -249,11 +224,6 @@ _INT_FUNCS = (
     exp.Year, exp.Month, exp.Day, exp.DayOfWeek, exp.DayOfMonth, exp.DayOfYear,
     exp.WeekOfYear, exp.Quarter, exp.Extract, exp.ArraySize,
 )  # fmt: skip
-_INT_NAMES = {
-    "CARDINALITY", "DATE_DIFF", "APPROX_DISTINCT", "RANK", "DENSE_RANK", "NTILE",
-    "HOUR", "MINUTE", "SECOND", "MILLISECOND", "DAY_OF_WEEK", "DOW", "DAY_OF_YEAR", "DOY",
-    "WEEK", "WEEK_OF_YEAR", "YEAR_OF_WEEK", "YOW", "BIT_COUNT", "LEVENSHTEIN_DISTANCE",
-}  # fmt: skip
 _DOUBLE_FUNCS = (exp.Avg, exp.Stddev, exp.StddevPop, exp.StddevSamp, exp.Variance, exp.VariancePop)
 _PASS_THROUGH = (exp.Sum, exp.Min, exp.Max, exp.AnyValue, exp.Abs, exp.Paren, exp.Neg, exp.Window, exp.Alias)
 
@@ -364,18 +334,11 @@ class Types:
         if isinstance(node, exp.Array):
             return "array"
         if isinstance(node, exp.Anonymous):
-            name = node.name.upper()
-            args = node.expressions
-            if name in _INT_NAMES:
-                return "int"
-            if name in ("PARSE_DATETIME", "DATE_PARSE", "FROM_ISO8601_TIMESTAMP", "FROM_UNIXTIME"):
-                return "timestamp"
-            if name in ("FORMAT_DATETIME", "DATE_FORMAT", "REGEXP_EXTRACT", "REGEXP_REPLACE", "SPLIT_PART"):
-                return "varchar"
-            if name in ("DATE_TRUNC", "DATE_ADD") and args:
-                return self.of(args[-1])
-            if name == "APPROX_PERCENTILE" and args:
-                return self.of(args[0])
+            function = FUNCTIONS.get(node.name.upper())
+            returns = function.returns if function else None
+            if isinstance(returns, int):  # FIRST_ARG or LAST_ARG
+                return self.of(node.expressions[returns]) if node.expressions else None
+            return returns
         return None
 
 
@@ -429,82 +392,157 @@ def _nargs(node: exp.Anonymous, allowed: tuple[int, ...], sql: str) -> list[exp.
     return args
 
 
+# -- the functions -------------------------------------------------------------
+# Each rewrite takes the call (parsed as anonymous), the inferred type of its
+# last argument and the query's text (for error positions).
+
+
+def _pattern_call(duckdb_name: str, convert) -> Callable:
+    """``f(x, pattern)`` -> ``duckdb_name(x, converted pattern)``."""
+
+    def rewrite(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+        x, fmt = _nargs(node, (2,), sql)
+        return _call(duckdb_name, x, _pattern(fmt, node.name.lower(), convert, sql))
+
+    return rewrite
+
+
+def _date_diff(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    unit, a, b = _nargs(node, (3,), sql)
+    return _call("DATE_SUB", exp.Literal.string(_unit(unit, node.name.lower(), sql)), a, b)
+
+
+def _date_add(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    unit, n, d = _nargs(node, (3,), sql)
+    u = _unit(unit, node.name.lower(), sql)
+    if u == "millisecond":
+        u, n = "microsecond", exp.Mul(this=exp.Paren(this=n), expression=exp.Literal.number(1000))
+    added = exp.Add(this=d, expression=exp.Interval(this=exp.Paren(this=n), unit=exp.var(u.upper())))
+    if last_arg_type == "date" and u in ("day", "week", "month", "quarter", "year"):
+        return exp.Cast(this=exp.Paren(this=added), to=exp.DataType.build("DATE"))
+    return exp.Paren(this=added)
+
+
+def _date_trunc(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    unit, d = _nargs(node, (2,), sql)
+    u = _unit(unit, node.name.lower(), sql)
+    if u == "millisecond":
+        return _call("DATE_TRUNC", exp.Literal.string(u), d)
+    width = exp.Interval(
+        this=exp.Literal.number(3 if u == "quarter" else 1), unit=exp.var("MONTH" if u == "quarter" else u.upper())
+    )
+    return _call("TIME_BUCKET", width, d)
+
+
+def _regexp_extract(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    args = _nargs(node, (2, 3), sql)
+    s, p = args[0], args[1]
+    return exp.Case(ifs=[exp.If(this=_call("REGEXP_MATCHES", s.copy(), p.copy()), true=_call("REGEXP_EXTRACT", *args))])
+
+
+def _regexp_replace(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    args = _nargs(node, (2, 3), sql)
+    s, p = args[0], args[1]
+    r = args[2] if len(args) == 3 else exp.Literal.string("")
+    if isinstance(r, exp.Literal) and r.is_string:
+        try:
+            r = exp.Literal.string(java_replacement_to_re2(r.this))
+        except ValueError as e:
+            raise QueryError(f"regexp_replace(): {e}") from None
+    return _call("REGEXP_REPLACE", s, p, r, exp.Literal.string("g"))
+
+
+def _split_part(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    s, d, i = _nargs(node, (3,), sql)
+    parts = _call("LEN", _call("STRING_SPLIT", s.copy(), d.copy()))
+    return exp.Case(ifs=[exp.If(this=exp.GTE(this=parts, expression=i.copy()), true=_call("SPLIT_PART", s, d, i))])
+
+
+def _cardinality(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    (x,) = _nargs(node, (1,), sql)
+    return _call("CARDINALITY", x)
+
+
+def _format(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    # Presto's format() is Java's String.format; DuckDB's printf() reads the
+    # same %s, %d, %.2f, %x, %05d... specifiers (DuckDB's format() uses {}).
+    return _call("PRINTF", *node.expressions)
+
+
+def _approx_distinct(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    args = _nargs(node, (1, 2), sql)
+    return _call("APPROX_COUNT_DISTINCT", args[0])
+
+
+def _approx_percentile(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression:
+    args = _nargs(node, (2, 3, 4), sql)
+    if len(args) != 2:
+        raise QueryError(
+            f"approx_percentile() at {_where(node, sql)}: the weighted and accuracy forms are not "
+            "supported; use approx_percentile(x, p) or approx_percentile(x, ARRAY[p1, p2])"
+        )
+    return _call("APPROX_QUANTILE", *args)
+
+
+class Function(NamedTuple):
+    """What this module knows of a Presto function that sqlglot leaves as an anonymous call."""
+
+    #: The DuckDB form, or None to keep the call as it is.
+    rewrite: Callable[[exp.Anonymous, str | None, str], exp.Expression] | None
+    #: The result type ('int', 'varchar', ...), FIRST_ARG or LAST_ARG (the
+    #: type of that argument), or None (unknown).
+    returns: str | int | None
+
+
+#: The type of a call is that of its first (last) argument.
+FIRST_ARG, LAST_ARG = 0, -1
+
+#: The Presto functions translated or typed here, by upper-case name. Those
+#: with a rewrite are functions that sqlglot would translate wrongly: they
+#: are parsed as plain (anonymous) calls and rewritten here. The others are
+#: anonymous in sqlglot already; only their result type is known here.
+FUNCTIONS = {
+    "PARSE_DATETIME": Function(_pattern_call("STRPTIME", joda_to_strftime), "timestamp"),
+    "FORMAT_DATETIME": Function(_pattern_call("STRFTIME", joda_to_strftime), "varchar"),
+    "DATE_PARSE": Function(_pattern_call("STRPTIME", mysql_to_strftime), "timestamp"),
+    "DATE_FORMAT": Function(_pattern_call("STRFTIME", mysql_to_strftime), "varchar"),
+    "DATE_DIFF": Function(_date_diff, "int"),
+    "DATE_ADD": Function(_date_add, LAST_ARG),
+    "DATE_TRUNC": Function(_date_trunc, LAST_ARG),
+    "REGEXP_EXTRACT": Function(_regexp_extract, "varchar"),
+    "REGEXP_REPLACE": Function(_regexp_replace, "varchar"),
+    "SPLIT_PART": Function(_split_part, "varchar"),
+    "CARDINALITY": Function(_cardinality, "int"),
+    "APPROX_PERCENTILE": Function(_approx_percentile, FIRST_ARG),
+    "APPROX_DISTINCT": Function(_approx_distinct, "int"),
+    "FORMAT": Function(_format, None),
+    **dict.fromkeys(
+        "RANK DENSE_RANK NTILE HOUR MINUTE SECOND MILLISECOND DAY_OF_WEEK DOW DAY_OF_YEAR DOY WEEK WEEK_OF_YEAR "
+        "YEAR_OF_WEEK YOW BIT_COUNT LEVENSHTEIN_DISTANCE".split(),
+        Function(None, "int"),
+    ),
+    "FROM_ISO8601_TIMESTAMP": Function(None, "timestamp"),
+    "FROM_UNIXTIME": Function(None, "timestamp"),
+}
+
+
+#: The functions parsed as plain (anonymous) calls, to be rewritten here.
+REWRITTEN = frozenset(name for name, function in FUNCTIONS.items() if function.rewrite)
+
+
+class CrashPresto(Presto):
+    """Presto as sqlglot reads it, minus the functions this module translates itself."""
+
+    class Parser(Presto.Parser):
+        FUNCTIONS = {k: v for k, v in Presto.Parser.FUNCTIONS.items() if k not in REWRITTEN}
+
+
 def _rewrite_function(node: exp.Anonymous, last_arg_type: str | None, sql: str) -> exp.Expression | None:
     """The DuckDB form of a call parsed as anonymous; ``last_arg_type`` is the inferred type of its last argument."""
-    name = node.name.upper()
-    lname = name.lower()
-    if name == "PARSE_DATETIME":
-        s, fmt = _nargs(node, (2,), sql)
-        return _call("STRPTIME", s, _pattern(fmt, lname, joda_to_strftime, sql))
-    if name == "FORMAT_DATETIME":
-        t, fmt = _nargs(node, (2,), sql)
-        return _call("STRFTIME", t, _pattern(fmt, lname, joda_to_strftime, sql))
-    if name == "DATE_PARSE":
-        s, fmt = _nargs(node, (2,), sql)
-        return _call("STRPTIME", s, _pattern(fmt, lname, mysql_to_strftime, sql))
-    if name == "DATE_FORMAT":
-        t, fmt = _nargs(node, (2,), sql)
-        return _call("STRFTIME", t, _pattern(fmt, lname, mysql_to_strftime, sql))
-    if name == "DATE_DIFF":
-        unit, a, b = _nargs(node, (3,), sql)
-        return _call("DATE_SUB", exp.Literal.string(_unit(unit, lname, sql)), a, b)
-    if name == "DATE_ADD":
-        unit, n, d = _nargs(node, (3,), sql)
-        u = _unit(unit, lname, sql)
-        if u == "millisecond":
-            u, n = "microsecond", exp.Mul(this=exp.Paren(this=n), expression=exp.Literal.number(1000))
-        added = exp.Add(this=d, expression=exp.Interval(this=exp.Paren(this=n), unit=exp.var(u.upper())))
-        if last_arg_type == "date" and u in ("day", "week", "month", "quarter", "year"):
-            return exp.Cast(this=exp.Paren(this=added), to=exp.DataType.build("DATE"))
-        return exp.Paren(this=added)
-    if name == "DATE_TRUNC":
-        unit, d = _nargs(node, (2,), sql)
-        u = _unit(unit, lname, sql)
-        if u == "millisecond":
-            return _call("DATE_TRUNC", exp.Literal.string(u), d)
-        width = exp.Interval(
-            this=exp.Literal.number(3 if u == "quarter" else 1), unit=exp.var("MONTH" if u == "quarter" else u.upper())
-        )
-        return _call("TIME_BUCKET", width, d)
-    if name == "REGEXP_EXTRACT":
-        args = _nargs(node, (2, 3), sql)
-        s, p = args[0], args[1]
-        return exp.Case(
-            ifs=[exp.If(this=_call("REGEXP_MATCHES", s.copy(), p.copy()), true=_call("REGEXP_EXTRACT", *args))]
-        )
-    if name == "REGEXP_REPLACE":
-        args = _nargs(node, (2, 3), sql)
-        s, p = args[0], args[1]
-        r = args[2] if len(args) == 3 else exp.Literal.string("")
-        if isinstance(r, exp.Literal) and r.is_string:
-            try:
-                r = exp.Literal.string(java_replacement_to_re2(r.this))
-            except ValueError as e:
-                raise QueryError(f"regexp_replace(): {e}") from None
-        return _call("REGEXP_REPLACE", s, p, r, exp.Literal.string("g"))
-    if name == "SPLIT_PART":
-        s, d, i = _nargs(node, (3,), sql)
-        parts = _call("LEN", _call("STRING_SPLIT", s.copy(), d.copy()))
-        return exp.Case(ifs=[exp.If(this=exp.GTE(this=parts, expression=i.copy()), true=_call("SPLIT_PART", s, d, i))])
-    if name == "CARDINALITY":
-        (x,) = _nargs(node, (1,), sql)
-        return _call("CARDINALITY", x)
-    if name == "FORMAT":
-        # Presto's format() is Java's String.format; DuckDB's printf() reads the
-        # same %s, %d, %.2f, %x, %05d... specifiers (DuckDB's format() uses {}).
-        return _call("PRINTF", *node.expressions)
-    if name == "APPROX_DISTINCT":
-        args = _nargs(node, (1, 2), sql)
-        return _call("APPROX_COUNT_DISTINCT", args[0])
-    if name == "APPROX_PERCENTILE":
-        args = _nargs(node, (2, 3, 4), sql)
-        if len(args) != 2:
-            raise QueryError(
-                f"approx_percentile() at {_where(node, sql)}: the weighted and accuracy forms are not "
-                "supported; use approx_percentile(x, p) or approx_percentile(x, ARRAY[p1, p2])"
-            )
-        return _call("APPROX_QUANTILE", *args)
-    return None
+    function = FUNCTIONS.get(node.name.upper())
+    if function is None or function.rewrite is None:
+        return None
+    return function.rewrite(node, last_arg_type, sql)
 
 
 def _name_output_columns(tree: exp.Expression) -> None:
