@@ -194,7 +194,6 @@ class PingRules:
             *range(len(self._paths))[self._dim_slice],
         )
         self.reader = LeafReader(self._paths, signed)
-        self._read = self.reader.read
         # What the rules made of values seen before, bounded (reading.remember):
         # of each signature (_signed_rules), date string and dimension value types.
         self._known: dict[bytes, Outcome | tuple] = {}
@@ -245,15 +244,15 @@ class PingRules:
 
     def evaluate(self, line: bytes | memoryview, ascii: bool = False) -> Outcome:
         """Apply SPEC sections 2-5 to one line (a blank one is malformed JSON)."""
-        leaves = self._read(line, ascii)
+        leaves = self.reader.read(line, ascii)
         if leaves is None:
             return _MALFORMED
         signature = leaves[-1]
         known = self._known.get(signature) if signature is not None else None
         if known is None:
             known = self._signed_rules(leaves)
-            if signature is not None:
-                remember(self._known, signature, known, reading.MAX_KNOWN_SIGNATURES)
+            if signature is not None and len(self._known) < reading.MAX_KNOWN_SIGNATURES:
+                self._known[signature] = known  # reading.remember, inlined: once per new signature
         if type(known) is Outcome:
             return known  # ignored before the activity date is looked at
         is_crash, build_id_ok, dims = known
