@@ -55,7 +55,7 @@ dashboard: demo
 # The screenshots docs/ shows, taken by the browser tests (a plain test run
 # writes them to a scratch folder instead).
 screenshots: install chromium
-	CRASH_AGGREGATES_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_web_console_browser.py
+	CRASH_AGGREGATES_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_web_console_browser.py tests/test_team_browser.py
 
 # Refresh the dashboard's vendored Chart.js (and its license) from the npm registry.
 CHARTJS_VERSION ?= 4.6.1

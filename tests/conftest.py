@@ -1,11 +1,24 @@
 """Fixtures shared by the test modules (plain helpers live in helpers.py)."""
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from helpers import SHARED
 from sqldata import add_corrupt_partition, build, strip_sidecars
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory) -> Path:
+    """The default place of the state file (``state.default_path``) is a scratch folder for the whole run.
+
+    A test that starts `serve` or `check` without --state (and the processes
+    it starts) then never reads or writes the real user's state file.
+    """
+    home = tmp_path_factory.mktemp("xdg-data-home")
+    os.environ["XDG_DATA_HOME"] = str(home)
+    return home
 
 
 @pytest.fixture
