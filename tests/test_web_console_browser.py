@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
 
 import pytest
 from helpers import run
@@ -155,3 +160,149 @@ def test_the_fences_through_the_console(page, query, words, where):
         assert page.locator(".cm-lintRange-error").first.text_content() in line.text_content()
     if "passwd" in query:
         page.screenshot(path=str(IMAGES / "console-refused.png"))
+
+
+# -- the team's flow: save, dashboard, parameter, export/import, a viewer -------------------------
+
+CHANNEL_QUERY = FIRST_QUERY.replace("IN ({{ channels }})", "= {{ channel }}")
+PASSWORDS = {"nina": "nina-password-1", "victor": "victor-password-2"}
+
+
+def add_user(state, name: str, role: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "crash_aggregates.cli", "users", "add", name, "--role", role, "--password-stdin",
+         "--state", str(state)],
+        input=PASSWORDS[name] + "\n", capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+@contextmanager
+def serving(data, state):
+    """`crash-aggregates serve --state FILE` on a free loopback port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crash_aggregates.cli", "serve", "--data", str(data), "--port", "0", "--state", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    line = process.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
+    if not match:
+        process.kill()
+        pytest.fail(f"serve printed no URL: {line!r} {process.stderr.read()}")
+    try:
+        yield match.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+
+
+def signed_in(browser, base: str, name: str | None):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=base)
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    if name:
+        page.goto("/login")
+        page.fill("input[name=name]", name)
+        page.fill("input[name=password]", PASSWORDS[name])
+        page.click("form.login button")
+        page.wait_for_url("**/overview")
+    return context, page, problems
+
+
+def widget_chart(page, index: int = 0) -> dict:
+    page.wait_for_selector(f"#board .widget[data-index='{index}'][data-ready='1']", timeout=30000)
+    return page.evaluate(
+        """i => { const c = Chart.getChart(document.querySelector(`#board .widget[data-index="${i}"] canvas`));
+                  return {type: c.config.type, labels: c.data.labels,
+                          data: c.data.datasets.map(d => [d.label, d.data])}; }""",
+        index,
+    )
+
+
+def test_a_team_saves_a_query_puts_it_on_a_dashboard_and_moves_it_to_another_server(browser, demo_data, tmp_path):  # noqa: F811
+    state, fresh = tmp_path / "team.sqlite3", tmp_path / "fresh.sqlite3"
+    add_user(state, "nina", "editor")
+    add_user(state, "victor", "viewer")
+    expected = {c: sql(demo_data, CHANNEL_QUERY.replace("{{ channel }}", f"'{c}'")) for c in ("release", "beta")}
+    with serving(demo_data, state) as base:
+        context, page, problems = signed_in(browser, base, "nina")
+        # The console: the README's first query with a channel parameter, run and charted.
+        page.goto("/console")
+        page.wait_for_selector(".cm-editor")
+        type_query(page, CHANNEL_QUERY)
+        page.wait_for_selector(".parameter[data-name=channel]")
+        page.fill(".parameter[data-name=channel] input", "release")
+        run_query(page)
+        assert [r[0] for r in table(page)] == ["release"]
+        page.click(".tab[data-tab=chart]")
+        page.select_option("#chart-form select[name=type]", "bar")
+        page.select_option("#chart-form select[name=x]", "channel")
+        page.select_option("#chart-form select[name=y]", ["main_crash_rate"])
+        page.wait_for_selector("#chart canvas[data-ready='1']")
+        # Saved: a stable URL, where it runs again with its parameter and chart.
+        page.fill("#save-new input[name=name]", "Crash rates by channel")
+        page.click("#save-new button")
+        page.wait_for_url(re.compile(r".*/queries/\d+$"))
+        query_url = page.url
+        page.wait_for_selector("#chart canvas[data-ready='1']")
+        assert page.input_value("#query-name") == "Crash rates by channel"
+        # On a new dashboard, whose channel parameter feeds the query.
+        page.fill("#new-dashboard-name", "Stability team")
+        page.click("#add-to-dashboard")
+        page.wait_for_url(re.compile(r".*/dashboards/\d+$"))
+        board_url = page.url
+        drawn = widget_chart(page)
+        assert drawn["type"] == "bar" and drawn["labels"] == ["release"]
+        assert drawn["data"][0][1] == pytest.approx([expected["release"][0][2]], rel=1e-12)
+        # The dashboard's parameter changes the chart, and the URL says so.
+        page.fill("#board-parameters input[name=channel]", "beta")
+        page.click("#board-parameters button")
+        page.wait_for_url("**?channel=beta")
+        drawn = widget_chart(page)
+        assert drawn["labels"] == ["beta"]
+        assert drawn["data"][0][1] == pytest.approx([expected["beta"][0][2]], rel=1e-12)
+        page.screenshot(path=str(IMAGES / "console-dashboard.png"), full_page=True)
+        context.close()
+        assert problems == []
+
+        # A viewer sees it all and changes nothing.
+        context, page, problems = signed_in(browser, base, "victor")
+        page.goto(board_url + "?channel=beta")
+        assert widget_chart(page)["labels"] == ["beta"]
+        assert page.locator("#board-edit").count() == 0 and page.locator(".remove-widget").count() == 0
+        page.goto(query_url)
+        page.wait_for_selector("#chart canvas[data-ready='1']")
+        assert page.locator("#save").count() == 0 and page.locator("#query-name").count() == 0
+        refused = page.evaluate(
+            """url => fetch('/api/queries/' + url.split('/').pop(), {method: 'PUT', credentials: 'same-origin',
+                 headers: {'Content-Type': 'application/json', 'X-CSRF-Token': document.querySelector('[data-csrf]').dataset.csrf},
+                 body: JSON.stringify({name: 'mine now'})}).then(r => r.status)""",
+            query_url,
+        )
+        assert refused == 403
+        context.close()
+        assert [p for p in problems if "status of 403" not in p] == []
+
+    # Exported to files, imported on a fresh state file: the same dashboard.
+    files = tmp_path / "files"
+    for command in (["export", str(files), "--state", str(state)], ["import", str(files), "--state", str(fresh)]):
+        result = run("queries", *command)
+        assert result.exit_code == 0, result.output
+    board_file = next((files / "dashboards").glob("*.toml")).read_text()
+    assert "Stability team" in board_file and "[parameters.channel]" in board_file
+    with serving(demo_data, fresh) as base:
+        context, page, problems = signed_in(browser, base, None)  # no users there: the local user
+        page.goto("/dashboards")
+        page.click("#dashboard-list a:has-text('Stability team')")
+        page.wait_for_url(re.compile(r".*/dashboards/\d+$"))
+        assert widget_chart(page)["labels"] == ["release"]
+        page.fill("#board-parameters input[name=channel]", "beta")
+        page.click("#board-parameters button")
+        page.wait_for_url("**?channel=beta")
+        drawn = widget_chart(page)
+        assert drawn["labels"] == ["beta"]
+        assert drawn["data"][0][1] == pytest.approx([expected["beta"][0][2]], rel=1e-12)
+        context.close()
+        assert problems == []
