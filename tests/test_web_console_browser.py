@@ -306,3 +306,39 @@ def test_a_team_saves_a_query_puts_it_on_a_dashboard_and_moves_it_to_another_ser
         assert drawn["data"][0][1] == pytest.approx([expected["beta"][0][2]], rel=1e-12)
         context.close()
         assert problems == []
+
+
+def test_edit_versions_restore_and_fork_a_saved_query(browser, demo_data, tmp_path):  # noqa: F811
+    with serving(demo_data, tmp_path / "state.sqlite3") as base:
+        context, page, problems = signed_in(browser, base, None)
+        page.goto("/console?sql=" + "SELECT 1 AS one")
+        page.wait_for_selector(".cm-editor")
+        page.fill("#save-new input[name=name]", "One")
+        page.click("#save-new button")
+        page.wait_for_url(re.compile(r".*/queries/\d+$"))
+        query_url = page.url
+        page.wait_for_selector("#run[data-rows]")
+        type_query(page, "SELECT 2 AS two")
+        page.fill("#query-description", "now two")
+        page.click("#save")
+        page.wait_for_selector("#save-status:has-text('saved: version 2')")
+        page.goto(query_url + "/versions")
+        assert page.eval_on_selector_all("#versions tbody tr td:nth-child(4)", "tds => tds.map(t => t.textContent)") == [
+            "edited", "created",
+        ]  # fmt: skip
+        page.click("#versions a:text-is('1')")
+        assert page.inner_text("#version-sql") == "SELECT 1 AS one"
+        page.screenshot(path=str(IMAGES / "console-version.png"))
+        page.click("#restore")
+        page.wait_for_url(query_url)
+        page.wait_for_selector("#run[data-rows]")
+        assert table(page) == [["1"]]
+        assert "version 3" in page.inner_text(".meta")
+        page.click("#fork")
+        page.wait_for_url(lambda url: url != query_url and re.search(r"/queries/\d+$", url))
+        assert page.input_value("#query-name") == "One (fork)"
+        assert "forked from" in page.inner_text(".meta")
+        page.goto("/queries?search=fork")
+        assert page.eval_on_selector_all("#query-list tbody a", "as => as.map(a => a.textContent)") == ["One (fork)"]
+        context.close()
+        assert problems == []
