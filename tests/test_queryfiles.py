@@ -17,7 +17,7 @@ from crash_aggregates.state import open_state
 QUERIES = [
     {
         "name": 'Rates "by channel"',
-        "description": "Line one.\nLine 'two' with a \\ backslash.",
+        "description": "Line one.\n   \n\nLine 'two' with a \\ backslash,\n\tindented.",
         "sql": "SELECT dimensions['channel'] AS channel -- +++\nFROM crash_aggregates\nWHERE x = {{ channel }}",
         "dialect": "presto",
         "parameters": {

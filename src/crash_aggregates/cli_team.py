@@ -9,7 +9,10 @@ is imported when a command runs, since ``cli.py`` imports this module.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -38,14 +41,22 @@ def state_file(state_path: str | None, config_path: str | None) -> Path:
         raise UsageError(str(e)) from None
 
 
-def open_db(state_path: str | None, config_path: str | None):
+@contextmanager
+def state_db(state_path: str | None, config_path: str | None) -> Iterator[sqlite3.Connection]:
+    """The state file, open; a library error inside the block becomes ``Error: <message>`` and its exit status."""
     from .cli import Failed
     from .state import open_state
 
     try:
-        return open_state(state_file(state_path, config_path))
+        db = open_state(state_file(state_path, config_path))
     except CrashAggregatesError as e:
         raise Failed.of(e) from None
+    try:
+        yield db
+    except CrashAggregatesError as e:
+        raise Failed.of(e) from None
+    finally:
+        db.close()
 
 
 def read_password() -> str:
@@ -90,17 +101,11 @@ def users_add(name, role, password_stdin, state_path, config_path):
       printf '%s\\n' "$PASSWORD" | crash-aggregates users add alice --role editor --password-stdin
     """
     from . import users
-    from .cli import Failed
 
     password = read_password() if password_stdin else None
-    db = open_db(state_path, config_path)
-    try:
+    with state_db(state_path, config_path) as db:
         user = users.add(db, name, role, password)
         token = users.new_token(db, name)
-    except CrashAggregatesError as e:
-        raise Failed.of(e) from None
-    finally:
-        db.close()
     how = "a password and an API token" if user.has_password else "an API token only (no password)"
     click.echo(f"added {user.name} ({user.role}) with {how}; the token is shown only now:", err=True)
     click.echo(token)
@@ -112,11 +117,8 @@ def users_list(state_path, config_path):
     """List the users: name, role, enabled or disabled, password, number of API tokens, created."""
     from . import users
 
-    db = open_db(state_path, config_path)
-    try:
+    with state_db(state_path, config_path) as db:
         rows = [(u, users.token_count(db, u)) for u in users.all_users(db)]
-    finally:
-        db.close()
     if not rows:
         click.echo("no users (serve runs as the local user, on 127.0.0.1 only)", err=True)
         return
@@ -129,15 +131,9 @@ def users_list(state_path, config_path):
 
 
 def _change(state_path, config_path, change, done: str):
-    from .cli import Failed
 
-    db = open_db(state_path, config_path)
-    try:
+    with state_db(state_path, config_path) as db:
         user = change(db)
-    except CrashAggregatesError as e:
-        raise Failed.of(e) from None
-    finally:
-        db.close()
     click.echo(done.format(user=user))
 
 
@@ -186,18 +182,12 @@ def users_reset(name, password_stdin, state_path, config_path):
     Prints the user's new API token on the last line (shown once).
     """
     from . import users
-    from .cli import Failed
 
     password = read_password() if password_stdin else None
-    db = open_db(state_path, config_path)
-    try:
+    with state_db(state_path, config_path) as db:
         users.set_password(db, name, password)
         revoked = users.revoke_tokens(db, name)
         token = users.new_token(db, name)
-    except CrashAggregatesError as e:
-        raise Failed.of(e) from None
-    finally:
-        db.close()
     how = "a new password" if password else "no password"
     click.echo(f"reset {name}: {how}, {revoked} token(s) revoked, sessions ended; the new token is shown only now:",
                err=True)  # fmt: skip
@@ -210,15 +200,9 @@ def users_reset(name, password_stdin, state_path, config_path):
 def users_token(name, state_path, config_path):
     """Print a new API token for a user (shown once; send it as Authorization: Bearer TOKEN)."""
     from . import users
-    from .cli import Failed
 
-    db = open_db(state_path, config_path)
-    try:
+    with state_db(state_path, config_path) as db:
         token = users.new_token(db, name)
-    except CrashAggregatesError as e:
-        raise Failed.of(e) from None
-    finally:
-        db.close()
     click.echo(token)
 
 
@@ -270,16 +254,10 @@ def queries_group():
 @state_options
 def queries_export(folder, state_path, config_path):
     """Write every saved query and dashboard under DIR (files already equal are left untouched)."""
-    from .cli import Failed
     from .queryfiles import export
 
-    db = open_db(state_path, config_path)
-    try:
+    with state_db(state_path, config_path) as db:
         done = export(db, folder)
-    except CrashAggregatesError as e:
-        raise Failed.of(e) from None
-    finally:
-        db.close()
     for path in done.written:
         click.echo(f"wrote {path}")
     click.echo(f"{len(done.written)} file(s) written, {done.unchanged} unchanged, in {folder}")
@@ -304,16 +282,10 @@ def queries_import(folder, author, dry_run, state_path, config_path):
     examples` is a starter set). All or nothing: a file that cannot be read
     changes nothing. Importing the same files again changes nothing, and says so.
     """
-    from .cli import Failed
     from .queryfiles import import_folder
 
-    db = open_db(state_path, config_path)
-    try:
+    with state_db(state_path, config_path) as db:
         done = import_folder(db, folder, author, dry_run=dry_run)
-    except CrashAggregatesError as e:
-        raise Failed.of(e) from None
-    finally:
-        db.close()
     verb = ("would create", "would update") if dry_run else ("created", "updated")
     for (kind, slug), what in [*((c, verb[0]) for c in done.created), *((u, verb[1]) for u in done.updated)]:
         click.echo(f"{what} {kind} {slug}")

@@ -173,7 +173,7 @@ def parse_query(text: str, where: str) -> dict:
             raise QueryFileError(f"{where}: the header opened by '{FENCE}' has no closing '{FENCE}'") from None
         header = []
         for line in lines[1:end]:
-            if line.rstrip() == "--":
+            if line == "--":  # an empty line ("-- " + a line of spaces keeps its spaces)
                 header.append("")
             elif line.startswith("-- "):
                 header.append(line[3:])
