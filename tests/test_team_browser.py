@@ -8,23 +8,19 @@ refused; signing out ends it. Without /usr/bin/chromium these tests fail
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_web_browser import IMAGES, browser  # noqa: F401, F811  (the fixture: Debian's chromium)
 
 from crash_aggregates.cli import cli
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-IMAGES = Path(os.environ.get("CRASH_AGGREGATES_SCREENSHOTS") or tempfile.mkdtemp(prefix="screenshots-"))
 PASSWORDS = {"eve": "eve-password-2", "ada": "ada-password-1"}
 SAVE = """async () => {
     const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -63,21 +59,8 @@ def server(demo_data, tmp_path_factory):
     process.communicate(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(browser, server):
+def page(browser, server):  # noqa: F811
     context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=server)
     page = context.new_page()
     problems = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -78,10 +79,6 @@ def _author(request: Request) -> str:
     return current_user(request).name
 
 
-def _version_number(request: Request) -> int:
-    return request.path_params["number"]  # an int: the route's convertor checked it
-
-
 def _base_version(body: dict) -> int | None:
     base = body.pop("version", None)
     if base is not None and (isinstance(base, bool) or not isinstance(base, int)):
@@ -93,35 +90,81 @@ def _filters(request: Request) -> dict:
     return {k: request.query_params.get(k) or None for k in ("search", "tag", "author")}
 
 
-# -- saved queries -------------------------------------------------------------------------------
+# -- saved queries and dashboards: the same calls over each collection ---------------------------
 
 
-async def list_queries(request: Request) -> Response:
-    found = _filters(request)
-    return await _run(request, lambda db: {"queries": [q.as_json() for q in queries.list_queries(db, **found)]})
+@dataclass(frozen=True)
+class Collection:
+    """A kind of saved item as the API serves it: its name in JSON and URLs, and its library calls."""
+
+    name: str  # "queries": /api/queries, {"queries": [...]}
+    list: Callable
+    create: Callable
+    get: Callable
+    update: Callable
+    versions: Callable
+    version: Callable
+    restore: Callable
 
 
-@editor_required
-@_with_body
-async def create_query(request: Request, body: dict) -> Response:
-    author = _author(request)
-    return await _run(request, lambda db: queries.create_query(db, body, author).as_json(), 201)
+QUERIES = Collection(
+    "queries", queries.list_queries, queries.create_query, queries.get_query, queries.update_query,
+    queries.query_versions, queries.query_version, queries.restore_query,
+)  # fmt: skip
+DASHBOARDS = Collection(
+    "dashboards", queries.list_dashboards, queries.create_dashboard, queries.get_dashboard, queries.update_dashboard,
+    queries.dashboard_versions, queries.dashboard_version, queries.restore_dashboard,
+)  # fmt: skip
 
 
-async def get_query(request: Request) -> Response:
-    ref = request.path_params["ref"]
-    return await _run(request, lambda db: queries.get_query(db, ref).as_json())
+def collection_routes(c: Collection) -> list[Route]:
+    """``GET/POST /api/NAME``, ``GET/PUT /api/NAME/{ref}``, its versions, one version, and restore."""
 
+    async def list_items(request: Request) -> Response:
+        found = _filters(request)
+        return await _run(request, lambda db: {c.name: [item.as_json() for item in c.list(db, **found)]})
 
-@editor_required
-@_with_body
-async def update_query(request: Request, body: dict) -> Response:
-    ref, author = request.path_params["ref"], _author(request)
+    @editor_required
+    @_with_body
+    async def create(request: Request, body: dict) -> Response:
+        author = _author(request)
+        return await _run(request, lambda db: c.create(db, body, author).as_json(), 201)
 
-    def work(db):
-        return queries.update_query(db, ref, body, author, base_version=_base_version(body)).as_json()
+    async def get(request: Request) -> Response:
+        ref = request.path_params["ref"]
+        return await _run(request, lambda db: c.get(db, ref).as_json())
 
-    return await _run(request, work)
+    @editor_required
+    @_with_body
+    async def update(request: Request, body: dict) -> Response:
+        ref, author = request.path_params["ref"], _author(request)
+        return await _run(
+            request, lambda db: c.update(db, ref, body, author, base_version=_base_version(body)).as_json()
+        )
+
+    async def versions(request: Request) -> Response:
+        ref = request.path_params["ref"]
+        return await _run(request, lambda db: {"versions": [v.as_json() for v in c.versions(db, ref)]})
+
+    async def version(request: Request) -> Response:
+        ref, number = request.path_params["ref"], request.path_params["number"]
+        return await _run(request, lambda db: c.version(db, ref, number).as_json())
+
+    @editor_required
+    async def restore(request: Request) -> Response:
+        ref, number, author = request.path_params["ref"], request.path_params["number"], _author(request)
+        return await _run(request, lambda db: c.restore(db, ref, number, author).as_json())
+
+    base = f"/api/{c.name}"
+    return [
+        Route(base, list_items, methods=["GET"]),
+        Route(base, create, methods=["POST"]),
+        Route(base + "/{ref}", get, methods=["GET"]),
+        Route(base + "/{ref}", update, methods=["PUT"]),
+        Route(base + "/{ref}/versions", versions, methods=["GET"]),
+        Route(base + "/{ref}/versions/{number:int}", version, methods=["GET"]),
+        Route(base + "/{ref}/versions/{number:int}/restore", restore, methods=["POST"]),
+    ]
 
 
 @editor_required
@@ -129,69 +172,6 @@ async def update_query(request: Request, body: dict) -> Response:
 async def fork_query(request: Request, body: dict) -> Response:
     ref, author, name = request.path_params["ref"], _author(request), body.get("name")
     return await _run(request, lambda db: queries.fork_query(db, ref, author, name).as_json(), 201)
-
-
-async def query_versions(request: Request) -> Response:
-    ref = request.path_params["ref"]
-    return await _run(request, lambda db: {"versions": [v.as_json() for v in queries.query_versions(db, ref)]})
-
-
-async def query_version(request: Request) -> Response:
-    ref, number = request.path_params["ref"], _version_number(request)
-    return await _run(request, lambda db: queries.query_version(db, ref, number).as_json())
-
-
-@editor_required
-async def restore_query(request: Request) -> Response:
-    ref, number, author = request.path_params["ref"], _version_number(request), _author(request)
-    return await _run(request, lambda db: queries.restore_query(db, ref, number, author).as_json())
-
-
-# -- dashboards -------------------------------------------------------------------------------------
-
-
-async def list_dashboards(request: Request) -> Response:
-    found = _filters(request)
-    return await _run(request, lambda db: {"dashboards": [d.as_json() for d in queries.list_dashboards(db, **found)]})
-
-
-@editor_required
-@_with_body
-async def create_dashboard(request: Request, body: dict) -> Response:
-    author = _author(request)
-    return await _run(request, lambda db: queries.create_dashboard(db, body, author).as_json(), 201)
-
-
-async def get_dashboard(request: Request) -> Response:
-    ref = request.path_params["ref"]
-    return await _run(request, lambda db: queries.get_dashboard(db, ref).as_json())
-
-
-@editor_required
-@_with_body
-async def update_dashboard(request: Request, body: dict) -> Response:
-    ref, author = request.path_params["ref"], _author(request)
-
-    def work(db):
-        return queries.update_dashboard(db, ref, body, author, base_version=_base_version(body)).as_json()
-
-    return await _run(request, work)
-
-
-async def dashboard_versions(request: Request) -> Response:
-    ref = request.path_params["ref"]
-    return await _run(request, lambda db: {"versions": [v.as_json() for v in queries.dashboard_versions(db, ref)]})
-
-
-async def dashboard_version(request: Request) -> Response:
-    ref, number = request.path_params["ref"], _version_number(request)
-    return await _run(request, lambda db: queries.dashboard_version(db, ref, number).as_json())
-
-
-@editor_required
-async def restore_dashboard(request: Request) -> Response:
-    ref, number, author = request.path_params["ref"], _version_number(request), _author(request)
-    return await _run(request, lambda db: queries.restore_dashboard(db, ref, number, author).as_json())
 
 
 # -- users (admins) ------------------------------------------------------------------------------------
@@ -238,23 +218,10 @@ async def update_user(request: Request, body: dict) -> Response:
 
 
 def routes() -> list[Route]:
-    number = "{number:int}"
     return [
-        Route("/api/queries", list_queries, methods=["GET"]),
-        Route("/api/queries", create_query, methods=["POST"]),
-        Route("/api/queries/{ref}", get_query, methods=["GET"]),
-        Route("/api/queries/{ref}", update_query, methods=["PUT"]),
+        *collection_routes(QUERIES),
         Route("/api/queries/{ref}/fork", fork_query, methods=["POST"]),
-        Route("/api/queries/{ref}/versions", query_versions, methods=["GET"]),
-        Route(f"/api/queries/{{ref}}/versions/{number}", query_version, methods=["GET"]),
-        Route(f"/api/queries/{{ref}}/versions/{number}/restore", restore_query, methods=["POST"]),
-        Route("/api/dashboards", list_dashboards, methods=["GET"]),
-        Route("/api/dashboards", create_dashboard, methods=["POST"]),
-        Route("/api/dashboards/{ref}", get_dashboard, methods=["GET"]),
-        Route("/api/dashboards/{ref}", update_dashboard, methods=["PUT"]),
-        Route("/api/dashboards/{ref}/versions", dashboard_versions, methods=["GET"]),
-        Route(f"/api/dashboards/{{ref}}/versions/{number}", dashboard_version, methods=["GET"]),
-        Route(f"/api/dashboards/{{ref}}/versions/{number}/restore", restore_dashboard, methods=["POST"]),
+        *collection_routes(DASHBOARDS),
         Route("/api/users", list_users, methods=["GET"]),
         Route("/api/users", create_user, methods=["POST"]),
         Route("/api/users/{name}", update_user, methods=["PUT"]),
