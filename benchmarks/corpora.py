@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -31,6 +32,7 @@ class CorpusSpec:
     pings: int  # per day, full run
     quick_pings: int  # per day, --quick
     measurements: tuple[str, ...]  # see measure.MEASUREMENTS
+    distinct: bool = False  # every ping its own build id and country (``make_distinct``)
 
 
 # The same seed and ping count give the same JSON whatever the compression, so
@@ -43,6 +45,9 @@ CORPORA = (
     CorpusSpec("realistic-2x", "realistic", "none", 19_000, 800, ("engine-N",)),
     CorpusSpec("small", "small", "none", 1_500_000, 30_000, ("engine-1", "engine-N", "duckdb", "parse", "spark")),
     CorpusSpec("small-gz", "small", "gzip", 1_500_000, 30_000, ("engine-N", "duckdb", "inflate")),
+    # Issue 14: a day whose dimensions were misconfigured (one build id and country per ping),
+    # ~400,000 distinct aggregates: the engine's memory per aggregate, against its targets.
+    CorpusSpec("distinct", "small", "none", 410_000, 20_000, ("engine-N",), distinct=True),
 )
 
 
@@ -73,6 +78,8 @@ def _key(spec: CorpusSpec, pings: int) -> str:
         "day": DAY.isoformat(),
         "synth": hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest(),
     }
+    if spec.distinct:  # (absent otherwise, so that the other corpora keep their keys)
+        params["distinct"] = hashlib.sha256(_DISTINCT_VERSION.encode()).hexdigest()
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -94,6 +101,11 @@ def ensure(spec: CorpusSpec, corpus_dir: Path, quick: bool, log=print) -> Corpus
     log(f"generating corpus {name}: {pings:,} {spec.profile} pings, compression {spec.compression} ...")
     started = time.perf_counter()
     summary = synth.generate(str(folder), [DAY], pings, seed=SEED, profile=spec.profile, compression=spec.compression)
+    if spec.distinct:
+        make_distinct(folder / f"submission_date={DAY.isoformat()}")
+        summary.bytes = summary.uncompressed_bytes = sum(
+            f.stat().st_size for f in (folder / f"submission_date={DAY.isoformat()}").glob("pings-*")
+        )
     corpus = Corpus(
         name=name,
         root=str(folder),
@@ -112,6 +124,50 @@ def ensure(spec: CorpusSpec, corpus_dir: Path, quick: bool, log=print) -> Corpus
         f"{summary.files} files, {time.perf_counter() - started:.0f} s"
     )
     return corpus
+
+
+#: Changes whenever ``make_distinct`` writes other bytes (part of the corpus key).
+_DISTINCT_VERSION = "1: buildId 2016 + ping number, geoCountry 4 letters of the ping number"
+_BUILD_ID = re.compile(rb'"buildId":"[0-9]{14}"')
+_COUNTRY = re.compile(rb'"geoCountry":"[^"]*"')
+
+
+def make_distinct(folder: Path) -> int:
+    """Give every ping of the plain ``pings-*`` files under ``folder`` its own build id and country.
+
+    As a dimension that should not be one would (a client id, an IP address):
+    each ping becomes its own aggregate. Only the bytes of those two values
+    change: a valid build id (both of its copies in the ping) becomes
+    ``2016`` and the ping's number in ten digits, still a valid build id; the
+    country becomes four letters that spell the ping's number. Bad lines stay
+    bad (an invalid build id does not match and is kept). Returns the lines
+    rewritten.
+    """
+    n = 0
+    for path in sorted(folder.glob("pings-*.ndjson")):
+        out = path.with_name(path.name + ".tmp")
+        with open(path, "rb") as src, open(out, "wb") as dst:
+            for line in src:
+                build_id = b'"buildId":"2016%010d"' % n
+                line, found = _BUILD_ID.subn(build_id, line)
+                line = _COUNTRY.sub(b'"geoCountry":"%s"' % _letters(n), line)
+                n += found > 0
+                dst.write(line)
+        os.replace(out, path)
+    return n
+
+
+def _letters(n: int, width: int = 4) -> bytes:
+    """``n`` in base 26, as capital letters.
+
+    >>> _letters(0), _letters(27), _letters(26**4 - 1)
+    (b'AAAA', b'AABB', b'ZZZZ')
+    """
+    out = bytearray()
+    for _ in range(width):
+        n, digit = divmod(n, 26)
+        out.append(65 + digit)
+    return bytes(reversed(out))
 
 
 def warm(corpus: Corpus) -> None:
