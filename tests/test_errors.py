@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 from helpers import REPO, run, write_day
 
+from crash_aggregates.aggregate import TooManyAggregates
 from crash_aggregates.config import ConfigError, default_config
 from crash_aggregates.engines import EngineError
 from crash_aggregates.engines.spark import SparkUnavailable
@@ -67,6 +68,7 @@ def test_every_exception_of_the_library_has_the_common_base():
         (StorageError("s3://bucket/x", "access denied", "list"), ExitCode.FAILED),
         (EngineError("the Spark job failed"), ExitCode.FAILED),
         (DateIOError("cannot read input: gone"), ExitCode.FAILED),
+        (TooManyAggregates(10, 11, [("os", 2), ("build_id", 11)], 0.5), ExitCode.FAILED),
     ],
 )
 def test_exit_code_and_message_survive_a_process_boundary(error, code):

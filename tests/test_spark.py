@@ -726,3 +726,27 @@ def test_skip_only_without_java_and_never_in_ci(tmp_path, require, outcome):
     assert (result.returncode == 0) == (require == ""), result.stdout[-2000:]
     if require:
         assert "CRASH_AGGREGATES_REQUIRE_SPARK=1 but Spark cannot run" in result.stdout
+
+
+def test_limit_on_distinct_aggregates(spark, tmp_path):
+    """Spark counts the aggregates on the executors before collecting them: past the limit the
+    date fails with the embedded engine's message (counted over the whole day), its previous
+    partition kept; at the limit it is published as without one."""
+    from test_limits import DAY as LIMITS_DAY
+    from test_limits import distinct_values, expected_message
+    from test_limits import ping as distinct_ping
+
+    pings = [distinct_ping(i) for i in range(90)]
+    write_day(tmp_path / "in", LIMITS_DAY, pings[:45], "a.ndjson")
+    write_day(tmp_path / "in", LIMITS_DAY, pings[45:], "b.ndjson")
+    args = ["run", "--input", tmp_path / "in", "--output", tmp_path / "out", "--engine", "spark"]
+    args += ["--min-submission-date", LIMITS_DAY, "--max-submission-date", LIMITS_DAY]
+    assert run(*args, "--max-aggregates", "90").exit_code == 0
+    before = read_partition(tmp_path / "out", LIMITS_DAY)
+    assert len(before) == 90
+
+    result = run(*args, "--max-aggregates", "89")
+    assert result.exit_code == 1
+    assert expected_message(89, 90, distinct_values(pings)) in result.output
+    assert "Traceback" not in result.output
+    assert read_partition(tmp_path / "out", LIMITS_DAY) == before

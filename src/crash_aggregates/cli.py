@@ -25,7 +25,7 @@ def exit_codes_help(meanings: dict[ExitCode, str]) -> str:
 EXIT_CODES_HELP = exit_codes_help(
     {
         ExitCode.OK: "all dates processed and published",
-        ExitCode.FAILED: "a date failed (corrupt input, I/O error); its old partition is kept",
+        ExitCode.FAILED: "a date failed (corrupt input, I/O error, too many aggregates); its old partition is kept",
         ExitCode.USAGE: "bad arguments or configuration",
         ExitCode.NO_INPUT: "a date had no input; nothing written for it (and no date failed)",
     }
@@ -194,6 +194,17 @@ def cli():
         "such files are listed under corrupt_files in _report.json."
     ),
 )
+@click.option(
+    "--max-aggregates",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help=(
+        "Most distinct aggregates (output rows) a date may have: past N the date fails before they fill "
+        "the memory, naming the dimensions with the most distinct values. "
+        "Default: [limits] max_aggregates of the config, else sized for this machine's memory "
+        "(see `crash-aggregates config`)."
+    ),
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
 def run(
     input_path,
@@ -205,6 +216,7 @@ def run(
     spark_master,
     workers,
     allow_corrupt_files,
+    max_aggregates,
     progress,
 ):
     """Aggregate the pings of each submission date into a partition.
@@ -225,6 +237,10 @@ def run(
     from .terminal import TerminalReporter
 
     config = load_config_or_fail(config_path)
+    if max_aggregates is not None:
+        from dataclasses import replace
+
+        config = replace(config, max_aggregates=max_aggregates)
     dates = date_range(min_submission_date, max_submission_date)
     input_path = input_path or config.input
     output_path = output_path or config.output

@@ -109,6 +109,8 @@ class Config:
     input: str | None = None
     output: str | None = None
     s3_endpoint_url: str | None = None
+    #: Most distinct aggregates a date may have (None: ``memory.default_max_aggregates()``).
+    max_aggregates: int | None = None
     source: str = "built-in defaults"
     dashboard: Dashboard = Dashboard()
     #: ``[state] path``: the SQLite state file (``state.py``); None: the default place.
@@ -221,7 +223,7 @@ def _check_names(kind: str, names: list[str]) -> None:
 def parse_config(data: dict, source: str = "<config>") -> Config:
     """Build a Config from a parsed TOML document (missing tables keep defaults)."""
     config = default_config()
-    known = {"dimensions", "stats", "data", "s3", "state", "dashboard"}
+    known = {"dimensions", "stats", "data", "s3", "state", "dashboard", "limits"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown table(s) {sorted(unknown)} (known: {sorted(known)})")
@@ -247,11 +249,20 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         raise ConfigError(f"[state]: unknown keys {sorted(set(state) - {'path'})} (known: path)")
     if "path" in state and (not isinstance(state["path"], str) or not state["path"]):
         raise ConfigError("[state] path must be a file name")
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict):
+        raise ConfigError("[limits] must be a table")
+    if set(limits) - {"max_aggregates"}:
+        raise ConfigError(f"[limits]: unknown keys {sorted(set(limits) - {'max_aggregates'})} (known: max_aggregates)")
+    max_aggregates = limits.get("max_aggregates")
+    if max_aggregates is not None and (type(max_aggregates) is not int or max_aggregates < 1):
+        raise ConfigError(f"[limits] max_aggregates: expected a whole number of at least 1, got {max_aggregates!r}")
     return replace(
         config,
         input=paths.get("input"),
         output=paths.get("output"),
         s3_endpoint_url=s3.get("endpoint_url"),
+        max_aggregates=max_aggregates,
         source=source,
         dashboard=_parse_dashboard(data.get("dashboard", {})),
         state_path=state.get("path"),
@@ -334,7 +345,18 @@ def to_toml(config: Config) -> str:
         # The token itself is a secret: it is never printed.
         token = ["# token = (set in the file read; not shown)"] if config.dashboard.token else []
         lines += ["[dashboard]", *token, *(f"{k} = {v!r}" for k, v in changed), ""]
-    lines += ["# name = JSON path in the ping, or { path = ..., absent = [values that mean absent] }", "[dimensions]"]
+    lines += ["# A date with more distinct aggregates fails before they fill the memory.", "[limits]"]
+    if config.max_aggregates is None:
+        from .memory import default_max_aggregates
+
+        lines.append(f"# max_aggregates = {default_max_aggregates()}  (the default: for this machine's memory)")
+    else:
+        lines.append(f"max_aggregates = {config.max_aggregates}")
+    lines += [
+        "",
+        "# name = JSON path in the ping, or { path = ..., absent = [values that mean absent] }",
+        "[dimensions]",
+    ]
     for d in config.dimensions:
         spec = (
             {"path": _path_to_toml(d.path), "absent": list(d.absent_values)}

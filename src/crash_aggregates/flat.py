@@ -138,14 +138,18 @@ def schema(base: pa.Schema, keys: dict[str, list[str]]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def flat_table(table: pa.Table) -> tuple[pa.Table, dict[str, list[str]]]:
-    """The sidecar of a partition's rows, and the keys it has a column for (per map)."""
+def flat_table(table: pa.Table, by_key: dict | None = None) -> tuple[pa.Table, dict[str, list[str]]]:
+    """The sidecar of a partition's rows, and the keys it has a column for (per map).
+
+    ``by_key``: for the maps it names, what ``_values_by_key`` would find,
+    known already to the caller that built the maps (``storage.partition_rows``).
+    """
     import pyarrow as pa
 
     keys: dict[str, list[str]] = {}
     columns = list(table.columns)
     for map_name in MAPS:
-        values = _values_by_key(table.column(map_name))
+        values = by_key[map_name] if by_key and map_name in by_key else _values_by_key(table.column(map_name))
         keys[map_name] = usable_keys(values)
         columns += [values[k] for k in keys[map_name]]
     return pa.Table.from_arrays(columns, schema=schema(table.schema, keys)), keys

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from . import __version__, engines, stores
+from . import __version__, engines, memory, stores
 from .config import Config
 from .engines import Engine, ProgressFn
 from .errors import CrashAggregatesError, ExitCode
 from .location import StorageError
 from .sources import NoInput, list_input, plan_splits
-from .storage import aggregates_table, clean_staging, load_writer, publish_partition
+from .storage import clean_staging, load_writer, partition_rows, publish_partition
 
 
 class DateIOError(CrashAggregatesError):
@@ -109,6 +109,7 @@ def run_job(
     chosen = engines.get(engine)
     workers = chosen.start(workers=workers, master=spark_master)
     stores.configure(config)
+    memory.return_freed_memory()  # this process merges and builds tables; its workers read
     for name in clean_staging(output_path, warn=reporter.warning):
         reporter.removed(name)
     days = []
@@ -164,10 +165,14 @@ def run_day(
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "duration_seconds": round(time.perf_counter() - started, 3),
         }
-        table = aggregates_table(partial.aggregates, [d.name for d in config.dimensions], config.stat_columns())
+        # The sums are freed as the table is built: a day's two biggest things are never held at once.
+        memory.return_freed_memory(arrow=True)  # (with --workers 1 this process read, keeping what it freed)
+        names = [d.name for d in config.dimensions]
+        rows = partition_rows(partial.aggregates, names, config.stat_columns(), clear=True)
+        del partial
         with _failing(f"cannot publish to {output_path}"):
             where = publish_partition(
-                output_path, day, table, report, warn=lambda message: reporter.warning(f"{day}: {message}")
+                output_path, day, rows, report, warn=lambda message: reporter.warning(f"{day}: {message}")
             )
     except CrashAggregatesError as e:
         return DayResult(day, _status(e), e, report)

@@ -9,7 +9,6 @@ not depend on the number of workers or on which worker finished first: any
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing as mp
 import os
@@ -21,8 +20,9 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import date
 
-from ..aggregate import DayAggregate
+from ..aggregate import DayAggregate, aggregate_limit, check_limit
 from ..config import Config
+from ..memory import keep_freed_memory
 from ..pings import PingRules
 from ..sources import CorruptInput, Split, read_batches
 from ..stores import store_for
@@ -102,30 +102,9 @@ PROGRESS_INTERVAL = 0.1
 _worker: dict = {}
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-
-
-def tune_malloc() -> None:
-    """Have glibc's malloc keep freed memory for reuse (elsewhere: nothing).
-
-    By default glibc returns big freed blocks to the kernel and moves its
-    thresholds with the sizes it sees; the decompressed blocks of gzip and
-    zstd input (a new bytes object each, of varying sizes) then page-fault
-    in afresh: a third of the time spent reading gzip input. With blocks
-    above 4 MB mapped and up to 32 MB kept free at the top of the heap, that
-    time goes (the process holds at most those 32 MB more).
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, 4 << 20)
-    mallopt(_M_TRIM_THRESHOLD, 32 << 20)
-
-
 def _init_worker(config: Config, day: date, progress_queue) -> None:
     """``progress_queue`` is None when nobody watches the progress."""
-    tune_malloc()
+    keep_freed_memory()
     _worker.update(rules=PingRules(config, day), queue=progress_queue, unsent=[0, 0], next_send=0.0)
 
 
@@ -195,17 +174,29 @@ def aggregate_day(
     started: the caller's chance to get ready for what follows (the job
     imports its Parquet writer there) without delaying them or forking it
     into them.
+
+    Raises ``TooManyAggregates`` as soon as the partials merged hold more
+    distinct aggregates than the configuration allows (``aggregate_limit``).
     """
     tasks = plan_tasks(splits)
     workers = min(workers or default_workers(), len(tasks)) or 1
     total = DayAggregate()
+    limit, dimension_names = aggregate_limit(config), [d.name for d in config.dimensions]
+    total_bytes, merged_bytes = sum(split.size for split in splits), 0
+
+    def merge(index: int, partial: DayAggregate) -> None:
+        nonlocal merged_bytes
+        total.merge(partial)
+        merged_bytes += sum(split.size for split in tasks[index])
+        check_limit(total, limit, dimension_names, merged_bytes / total_bytes if merged_bytes < total_bytes else None)
+
     if workers == 1:
-        tune_malloc()
+        keep_freed_memory()
         if prepare:
             prepare()
         rules = PingRules(config, day)
-        for task in tasks:
-            total.merge(aggregate_task(rules, task, allow_corrupt, progress))
+        for index, task in enumerate(tasks):
+            merge(index, aggregate_task(rules, task, allow_corrupt, progress))
         return total
 
     # Forking a parent whose store already runs an I/O thread (S3's event
@@ -240,7 +231,7 @@ def aggregate_day(
                     done[pending.pop(future)] = future.result()
                 # Merge in task order, as soon as the next partial is there.
                 while next_index in done:
-                    total.merge(done.pop(next_index))
+                    merge(next_index, done.pop(next_index))
                     next_index += 1
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -31,6 +31,12 @@ Decisions:
 * Sums are added in the order Spark's shuffle delivers them, so a stat may
   differ from the embedded engine's in its last bits (well within 1e-9
   relative); keys, counts and counters are identical.
+* The limit on distinct aggregates (``aggregate_limit``) is checked before
+  anything is collected: the reduced rows are kept by the executors
+  (persisted, memory then disk) and counted there; past the limit, the
+  distinct values of each dimension are counted there too, and the date
+  fails with ``TooManyAggregates`` as with the embedded engine; else the
+  rows are collected from what the executors kept.
 
 pyspark is imported inside functions only: ``crash-aggregates --help`` and
 the embedded engine never load it.
@@ -52,7 +58,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from ..aggregate import DayAggregate
+from ..aggregate import DayAggregate, TooManyAggregates, aggregate_limit
 from ..config import Config
 from ..errors import ExitCode
 from ..pings import PingRules
@@ -351,13 +357,22 @@ def aggregate_day(
         .reduceByKey(_combine, numPartitions=max(1, min(len(items), sc.defaultParallelism)))
     )
     sc.setJobDescription(f"crash-aggregates {day}: {len(splits)} split(s)")
-    with _Progress(read_bytes, read_pings, progress):
-        try:
-            rows = reduced.collect()
-        except Exception as e:  # a failed Spark job, reported in one line
-            raise EngineError(f"the Spark job failed: {one_line(e)}") from None
-        finally:
-            sc.setJobDescription(None)
+    from pyspark import StorageLevel
+
+    reduced.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        with _Progress(read_bytes, read_pings, progress):
+            try:
+                _check_limit(reduced, aggregate_limit(config), [d.name for d in config.dimensions])
+                rows = reduced.collect()
+            except TooManyAggregates:
+                raise
+            except Exception as e:  # a failed Spark job, reported in one line
+                raise EngineError(f"the Spark job failed: {one_line(e)}") from None
+            finally:
+                sc.setJobDescription(None)
+    finally:
+        reduced.unpersist()
 
     total = DayAggregate()
     counters = DayAggregate()
@@ -375,6 +390,24 @@ def aggregate_day(
     total.processed, total.ignored = counters.processed, counters.ignored
     total.corrupt_files = [entry for _, entry in corrupt]
     return total
+
+
+def _is_aggregate(record) -> bool:
+    return record[0] != COUNTERS
+
+
+def _dimension_values(record):
+    """(dimension index, value) of each dimension present in an aggregate's key."""
+    return [(j, value) for j, value in enumerate(record[0][1]) if value is not None]
+
+
+def _check_limit(reduced, limit: int, dimension_names: list[str]) -> None:
+    """Raise ``TooManyAggregates`` if the reduced rows hold more than ``limit`` aggregates, counted by the executors."""
+    aggregates = reduced.filter(_is_aggregate)
+    count = aggregates.count()
+    if count > limit:
+        distinct = aggregates.flatMap(_dimension_values).distinct().countByKey()
+        raise TooManyAggregates(limit, count, [(name, distinct.get(j, 0)) for j, name in enumerate(dimension_names)])
 
 
 class SparkEngine:
