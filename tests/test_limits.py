@@ -119,6 +119,45 @@ def test_under_the_limit_the_output_is_unchanged(tmp_path):
     assert run_day(tmp_path, "--max-aggregates", "119").exit_code == 1
 
 
+@pytest.mark.parametrize(
+    "limit, workers, exit_code",
+    [
+        # 120 pings, 120 distinct aggregates, in two files of 60 (two tasks: two partials merged).
+        (120, "1", 0),
+        (119, "1", 1),
+        (120, "2", 0),
+        (119, "2", 1),
+        (60, "2", 1),  # each partial is within the limit, the two merged are not
+        (59, "2", 1),  # the first partial alone is over it: its worker stops
+        (1, "1", 1),
+    ],
+)
+def test_trips_at_limit_plus_one(tmp_path, limit, workers, exit_code):
+    pings = [ping(i) for i in range(120)]
+    write_day(tmp_path / "in", DAY, pings[:60], "a.ndjson")
+    write_day(tmp_path / "in", DAY, pings[60:], "b.ndjson")
+    result = run_day(tmp_path, "--max-aggregates", str(limit), "--workers", workers)
+    assert result.exit_code == exit_code, result.output
+    published = (tmp_path / "out" / f"submission_date={DAY}").exists()
+    assert published == (exit_code == 0)
+    if exit_code:
+        assert f"{DAY}: failed: more than {limit:,} distinct aggregates (" in result.output
+    else:
+        assert len(read_partition(tmp_path / "out", DAY)) == 120
+
+
+@pytest.mark.parametrize("count, limit, trips", [(3, 3, False), (3, 2, True), (3, 4, False), (1, 1, False)])
+def test_check_limit_table(count, limit, trips):
+    day = DayAggregate()
+    day.aggregates = {("2016-03-01", (f"v{i}",)): [1.0] for i in range(count)}
+    if trips:
+        with pytest.raises(TooManyAggregates) as raised:
+            check_limit(day, limit, ["build_id"])
+        assert (raised.value.count, raised.value.distinct) == (count, [("build_id", count)])
+    else:
+        check_limit(day, limit, ["build_id"])
+
+
 def test_limit_from_the_config_file_and_the_command_line_wins(tmp_path):
     write_day(tmp_path / "in", DAY, [ping(i) for i in range(40)])
     config = tmp_path / "config.toml"

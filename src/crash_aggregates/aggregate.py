@@ -150,6 +150,31 @@ def check_limit(day: DayAggregate, limit: int, dimension_names: list[str], read:
         raise TooManyAggregates(limit, len(day.aggregates), distinct_values(day.aggregates, dimension_names), read)
 
 
+class Limit:
+    """The limit of a date's aggregates, checked as its input is read: ``check(day, bytes read)``.
+
+    >>> day = DayAggregate()
+    >>> day.aggregates = {("d1", ("a",)): [1.0], ("d1", ("b",)): [1.0]}
+    >>> Limit(2, ["os"], 100).check(day, 50)
+    >>> Limit(1, ["os"], 100).check(day, 50)
+    Traceback (most recent call last):
+    ...
+    crash_aggregates.aggregate.TooManyAggregates: more than 1 distinct aggregates (2 after reading 50% ...); ...
+    """
+
+    def __init__(self, limit: int, dimension_names: list[str], total_bytes: int):
+        self.limit, self.dimension_names, self.total_bytes = limit, dimension_names, total_bytes
+
+    @classmethod
+    def of(cls, config: Config, total_bytes: int) -> Limit:
+        return cls(aggregate_limit(config), [d.name for d in config.dimensions], total_bytes)
+
+    def check(self, day: DayAggregate, read_bytes: int) -> None:
+        """``read_bytes``: of the date's input, read when ``day`` was summed (all of it: the share is not told)."""
+        read = read_bytes / self.total_bytes if read_bytes < self.total_bytes else None
+        check_limit(day, self.limit, self.dimension_names, read)
+
+
 def distinct_values(aggregates: Mapping, dimension_names: list[str]) -> list[tuple[str, int]]:
     """(dimension, its number of distinct values, absent not counted) for each dimension.
 

@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import date
 
-from ..aggregate import DayAggregate, aggregate_limit, check_limit
+from ..aggregate import DayAggregate, Limit
 from ..config import Config
 from ..memory import keep_freed_memory
 from ..pings import PingRules
@@ -102,10 +102,10 @@ PROGRESS_INTERVAL = 0.1
 _worker: dict = {}
 
 
-def _init_worker(config: Config, day: date, progress_queue) -> None:
+def _init_worker(config: Config, day: date, progress_queue, limit: Limit) -> None:
     """``progress_queue`` is None when nobody watches the progress."""
     keep_freed_memory()
-    _worker.update(rules=PingRules(config, day), queue=progress_queue, unsent=[0, 0], next_send=0.0)
+    _worker.update(rules=PingRules(config, day), queue=progress_queue, unsent=[0, 0], next_send=0.0, limit=limit)
 
 
 def _report_progress(nbytes: int, pings: int) -> None:
@@ -125,9 +125,17 @@ def _send_progress() -> None:
 
 
 def aggregate_task(
-    rules: PingRules, task: list[Split], allow_corrupt: bool, progress: ProgressFn | None = None
+    rules: PingRules,
+    task: list[Split],
+    allow_corrupt: bool,
+    progress: ProgressFn | None = None,
+    limit: Limit | None = None,
 ) -> DayAggregate:
     """Sum a task's splits, in order, into one partial.
+
+    ``limit`` is checked after each split: a task of up to ``MAX_TASK_BYTES``
+    of tiny pings could otherwise hold a million aggregates before the
+    parent counts them (the share of the input told is this task's part).
 
     The cyclic garbage collector pauses meanwhile: summing makes no reference
     cycles, and its collections (of every tuple and list of the growing
@@ -137,8 +145,12 @@ def aggregate_task(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
+        read = 0
         for split in task:
             aggregate_split(rules, split, allow_corrupt, progress, into=partial)
+            read += split.size
+            if limit:
+                limit.check(partial, read)
     finally:
         if was_enabled:
             gc.enable()
@@ -147,9 +159,9 @@ def aggregate_task(
 
 def _run_task(task: list[Split], allow_corrupt: bool) -> DayAggregate:
     if _worker["queue"] is None:
-        return aggregate_task(_worker["rules"], task, allow_corrupt)
+        return aggregate_task(_worker["rules"], task, allow_corrupt, limit=_worker["limit"])
     try:
-        return aggregate_task(_worker["rules"], task, allow_corrupt, _report_progress)
+        return aggregate_task(_worker["rules"], task, allow_corrupt, _report_progress, _worker["limit"])
     finally:
         _send_progress()  # the task's last bytes
 
@@ -175,20 +187,21 @@ def aggregate_day(
     imports its Parquet writer there) without delaying them or forking it
     into them.
 
-    Raises ``TooManyAggregates`` as soon as the partials merged hold more
-    distinct aggregates than the configuration allows (``aggregate_limit``).
+    Raises ``TooManyAggregates`` as soon as a task's partial, or the partials
+    merged, hold more distinct aggregates than the configuration allows
+    (``aggregate.aggregate_limit``).
     """
     tasks = plan_tasks(splits)
     workers = min(workers or default_workers(), len(tasks)) or 1
     total = DayAggregate()
-    limit, dimension_names = aggregate_limit(config), [d.name for d in config.dimensions]
-    total_bytes, merged_bytes = sum(split.size for split in splits), 0
+    limit = Limit.of(config, sum(split.size for split in splits))
+    merged_bytes = 0
 
     def merge(index: int, partial: DayAggregate) -> None:
         nonlocal merged_bytes
         total.merge(partial)
         merged_bytes += sum(split.size for split in tasks[index])
-        check_limit(total, limit, dimension_names, merged_bytes / total_bytes if merged_bytes < total_bytes else None)
+        limit.check(total, merged_bytes)
 
     if workers == 1:
         keep_freed_memory()
@@ -196,7 +209,7 @@ def aggregate_day(
             prepare()
         rules = PingRules(config, day)
         for index, task in enumerate(tasks):
-            merge(index, aggregate_task(rules, task, allow_corrupt, progress))
+            merge(index, aggregate_task(rules, task, allow_corrupt, progress, limit))
         return total
 
     # Forking a parent whose store already runs an I/O thread (S3's event
@@ -210,7 +223,7 @@ def aggregate_day(
     with (
         _worker_deaths(),
         ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue)
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(config, day, progress_queue, limit)
         ) as pool,
     ):
         # Frozen while the first submit forks the workers: their collections
