@@ -27,6 +27,11 @@ from .corpora import CORPORA, Corpus, ensure, warm
 HERE = Path(__file__).resolve().parent
 ENGINE_KINDS = {"engine-1": 1, "engine-N": CORES}
 STARTUP_RUNS = 10
+#: The corpus ``distinct`` run again without the dimensions it gives a value per ping: its pings
+#: and bytes, few aggregates. The difference of peak RSS over that of aggregates is what an
+#: aggregate costs at peak (issue 14).
+FEW_AGGREGATES = "few-aggregates"
+PER_PING_DIMENSIONS = ("build_id", "country")
 BYTES_PER_PING = {"realistic": 120e3, "small": 1.6e3}  # for the disk-space check only
 
 
@@ -59,10 +64,25 @@ def command(kind: str, corpus: Corpus, out: Path, spark_master: bool) -> list[st
     job = [engine_exe(), "run", "--input", corpus.root, "--output", str(out), *dates, "--no-progress"]
     if kind in ENGINE_KINDS:
         return [*job, "--workers", str(ENGINE_KINDS[kind])]
+    if kind == FEW_AGGREGATES:
+        return [*job, "--workers", str(CORES), "--config", str(few_aggregates_config(out))]
     if kind == "spark":
         return [*job, "--engine", "spark", *(["--spark-master", f"local[{CORES}]"] if spark_master else [])]
     extra = ["--date", corpus.day, "--out", str(out / "duckdb.parquet")] if kind == "duckdb" else []
     return [sys.executable, "-m", "benchmarks.baselines", kind, *extra, *corpus.paths]
+
+
+def few_aggregates_config(folder: Path) -> Path:
+    """The default configuration without ``PER_PING_DIMENSIONS``, written in ``folder``."""
+    import dataclasses
+
+    from crash_aggregates.config import default_config, to_toml
+
+    config = default_config()
+    dimensions = tuple(d for d in config.dimensions if d.name not in PER_PING_DIMENSIONS)
+    path = folder / "few-aggregates.toml"
+    path.write_text(to_toml(dataclasses.replace(config, dimensions=dimensions)))
+    return path
 
 
 def measure_one(kind: str, corpus: Corpus, runs_dir: Path, spark_master: bool) -> dict:
@@ -134,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         metavar="NAME[,NAME]",
         help="corpora (" + ", ".join(s.name for s in CORPORA) + ") and/or measurements "
-        "(engine, engine-1, engine-N, duckdb, parse, inflate, spark, startup)",
+        f"(engine, engine-1, engine-N, duckdb, parse, inflate, spark, startup, {FEW_AGGREGATES})",
     )
     parser.add_argument("--corpus-dir", type=Path, default=HERE / "corpora", help="where corpora are cached")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
@@ -149,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     only = {n for n in args.only.split(",") if n}
     corpus_names = {s.name for s in CORPORA}
     kinds_wanted = only - corpus_names
-    unknown = kinds_wanted - {"engine", "startup", "duckdb", "parse", "inflate", "spark", *ENGINE_KINDS}
+    unknown = kinds_wanted - {"engine", "startup", "duckdb", "parse", "inflate", "spark", FEW_AGGREGATES, *ENGINE_KINDS}
     if unknown:
         parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
     specs = [s for s in CORPORA if not (only & corpus_names) or s.name in only]

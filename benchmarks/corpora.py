@@ -47,7 +47,7 @@ CORPORA = (
     CorpusSpec("small-gz", "small", "gzip", 1_500_000, 30_000, ("engine-N", "duckdb", "inflate")),
     # Issue 14: a day whose dimensions were misconfigured (one build id and country per ping),
     # ~400,000 distinct aggregates: the engine's memory per aggregate, against its targets.
-    CorpusSpec("distinct", "small", "none", 410_000, 20_000, ("engine-N",), distinct=True),
+    CorpusSpec("distinct", "small", "none", 410_000, 20_000, ("engine-N", "few-aggregates"), distinct=True),
 )
 
 

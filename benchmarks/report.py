@@ -16,6 +16,8 @@ from . import machine
 
 MB = 1e6  # every MB here is 10^6 bytes
 RSS_LIMIT_MB = 400
+DISTINCT_RSS_LIMIT_MB = 600  # issue 14: the 400,000-aggregate day, --workers 2
+BYTES_PER_AGGREGATE_LIMIT = 1024  # issue 14: peak RSS per distinct aggregate, over a run of few aggregates
 STARTUP_LIMIT = 0.3
 LOAD_WARNING = 1.5
 QUIET_CORES = 0.1  # CPU used by other processes during the run, in cores, above which figures are suspect
@@ -148,6 +150,11 @@ def targets(results: dict, rows: dict, engine: str) -> list[dict]:
     one, two = rss("realistic", {engine}), rss("realistic-2x", {engine})
     growth = (two / one - 1) if one and two else None
     startup = results.get("startup", {}).get("median_seconds")
+    distinct, few = (rows.get("distinct", {}).get("medians", {}).get(k) for k in (engine, "few-aggregates"))
+    per_aggregate = None
+    if distinct and few and "peak_rss_mb" in distinct and "peak_rss_mb" in few:
+        extra = distinct["result"].get("aggregates", 0) - few["result"].get("aggregates", 0)
+        per_aggregate = (distinct["peak_rss_mb"] - few["peak_rss_mb"]) * MB / extra if extra > 0 else None
     out = [
         ("realistic, plain: engine >= 1.0x DuckDB", ratio("realistic", "a/b"), ">=", 1.0, "x"),
         ("realistic, plain: engine >= 0.7x parse-only", ratio("realistic", "a/c"), ">=", 0.7, "x"),
@@ -157,6 +164,20 @@ def targets(results: dict, rows: dict, engine: str) -> list[dict]:
         ("memory: peak RSS <= 400 MB on the realistic days", max(big) if big else None, "<=", RSS_LIMIT_MB, " MB"),
         ("memory: doubling the input grows peak RSS < 10%", growth, "<", 0.10, ""),
         ("startup: crash-aggregates --help < 0.3 s", startup, "<", STARTUP_LIMIT, " s"),
+        (
+            "distinct day: peak RSS <= 600 MB (issue 14)",
+            distinct.get("peak_rss_mb") if distinct else None,
+            "<=",
+            DISTINCT_RSS_LIMIT_MB,
+            " MB",
+        ),
+        (
+            "distinct day: peak RSS per aggregate <= 1 KiB (issue 14)",
+            per_aggregate,
+            "<=",
+            BYTES_PER_AGGREGATE_LIMIT,
+            " B",
+        ),
     ]
     checks = {">=": lambda v, t: v >= t, "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
     return [
@@ -248,7 +269,7 @@ def render(con: Console, results: dict, summary: dict) -> None:
     _render_agreement(con, summary)
 
     verdict = Table(
-        title="Targets (issue 6)"
+        title="Targets (issues 6 and 14)"
         + ("  [yellow]--quick: corpora < 1 GB, indicative only[/]" if results["quick"] else "")
     )
     for col in ("target", "measured", "status"):
@@ -264,6 +285,8 @@ def render(con: Console, results: dict, summary: dict) -> None:
                 if t["unit"] == "x"
                 else f"{t['value']:.0f} MB"
                 if t["unit"] == " MB"
+                else f"{t['value']:,.0f} B"
+                if t["unit"] == " B"
                 else f"{t['value']:.3f} s"
             )
         )

@@ -15,8 +15,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 #: Peak memory of ``run --workers 2`` per distinct aggregate, over what the
 #: same run takes for few aggregates, with the default dimensions and stats:
-#: ~0.9 KB measured on the benchmark's 400,000-aggregate day (``make bench``,
-#: corpus ``distinct``), rounded up for other configurations and allocators.
+#: ~1.2 KB measured on the benchmark's 400,000-aggregate day (``make bench``,
+#: corpus ``distinct`` against ``few-aggregates``), rounded up for other
+#: configurations and allocators.
 BYTES_PER_AGGREGATE = 1500
 #: Share of the machine's memory that the default limit lets a day's aggregates take.
 MEMORY_SHARE = 0.5
