@@ -13,8 +13,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from ..errors import CrashAggregatesError
 
-class Busy(Exception):
+
+class Busy(CrashAggregatesError):
     """The line is full: try again in a moment."""
 
 
