@@ -523,7 +523,8 @@ after:
     return SCAN_MALFORMED;
 }
 
-/* The value at a needed leaf, as the generic tier would decode it. */
+/* The value at a needed leaf, as the generic tier would decode it; with
+ * value NULL, the leaf is only checked (the same statuses, no object made). */
 static Status read_leaf(State *s, PyObject **value)
 {
     if (s->p >= s->end)
@@ -539,6 +540,8 @@ static Status read_leaf(State *s, PyObject **value)
         s->p++;
         if ((st = scan_string(s, &start, &stop, &flag)) != SCAN_OK)
             return st;
+        if (value == NULL)
+            return SCAN_OK;
         *value = leaf_string(s->cache, start, stop, flag);
         return *value ? SCAN_OK : SCAN_ERROR;
     case 't':
@@ -547,7 +550,8 @@ static Status read_leaf(State *s, PyObject **value)
         Py_ssize_t len = literal_length(s->p, s->end);
         if (len == 0)
             return SCAN_MALFORMED;
-        *value = Py_NewRef(*s->p == 't' ? Py_True : *s->p == 'f' ? Py_False : Py_None);
+        if (value != NULL)
+            *value = Py_NewRef(*s->p == 't' ? Py_True : *s->p == 'f' ? Py_False : Py_None);
         s->p += len;
         return SCAN_OK;
     }
@@ -563,6 +567,8 @@ static Status read_leaf(State *s, PyObject **value)
     if (flag) {
         if (len > 18)
             return SCAN_FALLBACK; /* may not fit in 64 bits: Python's int() decides */
+        if (value == NULL)
+            return SCAN_OK;
         *value = PyLong_FromLongLong(strtoll(text, NULL, 10));
         return *value ? SCAN_OK : SCAN_ERROR;
     }
@@ -572,6 +578,8 @@ static Status read_leaf(State *s, PyObject **value)
         return SCAN_ERROR;
     if (!isfinite(x))
         return SCAN_FALLBACK;
+    if (value == NULL)
+        return SCAN_OK;
     *value = PyFloat_FromDouble(x);
     return *value ? SCAN_OK : SCAN_ERROR;
 }
@@ -579,9 +587,11 @@ static Status read_leaf(State *s, PyObject **value)
 static void clear_slots(State *s, const Entry *e)
 {
     for (Py_ssize_t i = 0; i < e->nslots; i++) {
-        PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
-        PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(Py_None));
-        Py_DECREF(old);
+        if (s->out != NULL) {
+            PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
+            PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(Py_None));
+            Py_DECREF(old);
+        }
         s->spans[e->slots[i]].start = NULL;
     }
 }
@@ -640,12 +650,14 @@ static Status scan_object(State *s, const Trie *trie, int depth)
             } else {
                 PyObject *value = NULL;
                 const unsigned char *token = s->p;
-                st = read_leaf(s, &value);
+                st = read_leaf(s, s->out != NULL ? &value : NULL);
                 if (st == SCAN_OK) {
                     for (Py_ssize_t i = 0; i < e->nslots; i++) {
-                        PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
-                        PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(value));
-                        Py_DECREF(old);
+                        if (s->out != NULL) {
+                            PyObject *old = PyList_GET_ITEM(s->out, e->slots[i]);
+                            PyList_SET_ITEM(s->out, e->slots[i], Py_NewRef(value));
+                            Py_DECREF(old);
+                        }
                         s->spans[e->slots[i]] = (Span){token, s->p - token};
                     }
                 }
@@ -758,6 +770,24 @@ static PyObject *make_signature(const Scanner *self)
     return signature;
 }
 
+/* Scan one line: the leaves into out (a list of nslots Nones), or with out
+ * NULL only their spans (self->spans). */
+static Status scan_line(Scanner *self, const Py_buffer *view, PyObject *out)
+{
+    memset(self->spans, 0, self->nslots * sizeof(Span));
+    State s = {(const unsigned char *)view->buf, (const unsigned char *)view->buf + view->len, out, self->cache, self->spans};
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return SCAN_MALFORMED; /* empty, or a root that is not an object */
+    Status st = scan_object(&s, self->root, 0);
+    if (st == SCAN_OK) {
+        skip_ws(&s);
+        if (s.p != s.end)
+            st = SCAN_MALFORMED; /* text after the object */
+    }
+    return st;
+}
+
 static PyObject *Scanner_extract(Scanner *self, PyObject *line)
 {
     Py_buffer view;
@@ -770,21 +800,7 @@ static PyObject *Scanner_extract(Scanner *self, PyObject *line)
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(out); i++)
         PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
-    memset(self->spans, 0, self->nslots * sizeof(Span));
-
-    State s = {(const unsigned char *)view.buf, (const unsigned char *)view.buf + view.len, out, self->cache, self->spans};
-    Status st;
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != '{') {
-        st = SCAN_MALFORMED; /* empty, or a root that is not an object */
-    } else {
-        st = scan_object(&s, self->root, 0);
-        if (st == SCAN_OK) {
-            skip_ws(&s);
-            if (s.p != s.end)
-                st = SCAN_MALFORMED; /* text after the object */
-        }
-    }
+    Status st = scan_line(self, &view, out);
     if (st == SCAN_OK && self->nsigned >= 0) {
         PyObject *signature = make_signature(self);
         if (signature == NULL)
@@ -821,6 +837,425 @@ static PyTypeObject ScannerType = {
     .tp_methods = Scanner_methods,
 };
 
+/* -- the per-ping rules, compiled ------------------------------------------
+ *
+ * Summer.add(lines, aggregates, ignored, fallback) sums a batch of lines as
+ * aggregate.DayAggregate.add_lines does with pings.PingRules.evaluate, with
+ * no Python object per leaf and no bytecode per ping. SPEC's rules are
+ * defined in pings.py; what runs here is the per-ping remainder of them,
+ * checked against that definition by tests/test_compiled.py on every table
+ * case, the fixtures, the seed set and a mutated corpus:
+ *
+ * - the rules on the signed leaves (doc type, content crash, submission
+ *   date, build id, dimension values) are not here: their answer comes from
+ *   PingRules' memory of signatures (``known``), which pings.py fills;
+ * - the activity date (SPEC 3, PingRules.activity_date): the first of the
+ *   primary date and creationDate that is a string whose first ten
+ *   characters are a valid YYYY-MM-DD, clamped into [D - 7, D];
+ * - the subsession length and the usage hours (SPEC 5, as_double);
+ * - the count histograms (histogram_count), the stats template of the doc
+ *   type (built by PingRules), and the sums, added in line order.
+ *
+ * Any line this code is not sure of (malformed or odd, a signature not
+ * known yet, a date written with escapes) goes to ``fallback(line)``, the
+ * Python path, in its turn, so the sums are added in the same order. */
+
+#define ACTIVITY_DAYS 8 /* D - 7 .. D (pings.MAX_LATENESS_DAYS + 1) */
+#define DATE_UNUSABLE (-1)
+#define DATE_ASK_PYTHON (-2)
+
+typedef struct {
+    PyObject_HEAD
+    Scanner *scanner;
+    PyObject *known;                      /* dict: signature -> Outcome | (is_crash, build_id_ok, dims) */
+    PyObject *activity[ACTIVITY_DAYS];    /* the activity date strings, D - 7 first */
+    long day;                             /* D's proleptic ordinal (date.toordinal) */
+    Py_ssize_t crash_date, subsession_start, creation_date, subsession_length; /* slots */
+    Py_ssize_t ncolumns;
+    double *templates;                    /* main's columns, then crash's */
+    Py_ssize_t nusage, ncounts;
+    Py_ssize_t *usage;                    /* per usage column: column, squared */
+    Py_ssize_t *counts;                   /* per count column: slot, column, squared */
+    PyObject *invalid_activity[2], *invalid_build_id[2], *invalid_length; /* Outcomes, [is_crash] */
+} Summer;
+
+static int is_leap(long y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+/* date(y, m, d).toordinal() */
+static long ordinal(long y, int m, int d)
+{
+    static const int before[13] = {0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+    long py = y - 1;
+    return py * 365 + py / 4 - py / 100 + py / 400 + before[m] + (m > 2 && is_leap(y)) + d;
+}
+
+/* A candidate date's leaf, as pings.parse_iso_date(candidate[:10]) sees it:
+ * its ordinal, DATE_UNUSABLE (not a string, or not a valid YYYY-MM-DD), or
+ * DATE_ASK_PYTHON when its first ten characters are not plain ASCII text. */
+static long span_date(Span span)
+{
+    if (span.start == NULL || span.start[0] != '"')
+        return DATE_UNUSABLE;
+    const unsigned char *p = span.start + 1;
+    Py_ssize_t len = span.len - 2; /* the raw content, quotes off */
+    for (Py_ssize_t i = 0; i < len && i < 10; i++)
+        if (p[i] == '\\' || p[i] >= 0x80)
+            return DATE_ASK_PYTHON;
+    if (len < 10)
+        return DATE_UNUSABLE;
+    for (int i = 0; i < 10; i++) {
+        int hyphen = i == 4 || i == 7;
+        if (hyphen ? p[i] != '-' : (p[i] < '0' || p[i] > '9'))
+            return DATE_UNUSABLE;
+    }
+    long y = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+    int m = (p[5] - '0') * 10 + (p[6] - '0'), d = (p[8] - '0') * 10 + (p[9] - '0');
+    static const int days[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1 || m < 1 || m > 12 || d < 1 || d > days[m] + (m == 2 && is_leap(y)))
+        return DATE_UNUSABLE;
+    return ordinal(y, m, d);
+}
+
+/* as_double of a leaf: 1 and *x for a JSON number, 0 for anything else.
+ * The scanner has checked the number: an integer of at most 18 characters,
+ * or a float that is finite. */
+static int span_number(Span span, double *x)
+{
+    if (span.start == NULL)
+        return 0;
+    unsigned char c = span.start[0];
+    if (c != '-' && (c < '0' || c > '9'))
+        return 0;
+    char text[MAX_NUMBER];
+    memcpy(text, span.start, span.len);
+    text[span.len] = '\0';
+    int is_int = memchr(text, '.', span.len) == NULL && memchr(text, 'e', span.len) == NULL &&
+                 memchr(text, 'E', span.len) == NULL;
+    if (is_int)
+        *x = (double)strtoll(text, NULL, 10); /* float(int): correctly rounded either way */
+    else
+        *x = PyOS_string_to_double(text, NULL, NULL); /* what float(text) gives */
+    return 1;
+}
+
+static int count_ignored(PyObject *ignored, PyObject *outcome)
+{
+    PyObject *n = PyDict_GetItemWithError(ignored, outcome);
+    if (n == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *more = PyLong_FromSsize_t((n ? PyLong_AsSsize_t(n) : 0) + 1);
+    if (more == NULL)
+        return -1;
+    int rc = PyDict_SetItem(ignored, outcome, more);
+    Py_DECREF(more);
+    return rc;
+}
+
+/* Add values to the sums of key in aggregates (a new list of floats if none). */
+static int add_sums(PyObject *aggregates, PyObject *key, const double *values, Py_ssize_t n)
+{
+    PyObject *sums = PyDict_GetItemWithError(aggregates, key);
+    if (sums == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        sums = PyList_New(n);
+        if (sums == NULL)
+            return -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *x = PyFloat_FromDouble(values[i]);
+            if (x == NULL) {
+                Py_DECREF(sums);
+                return -1;
+            }
+            PyList_SET_ITEM(sums, i, x);
+        }
+        int rc = PyDict_SetItem(aggregates, key, sums);
+        Py_DECREF(sums);
+        return rc;
+    }
+    if (!PyList_CheckExact(sums) || PyList_GET_SIZE(sums) != n) {
+        PyErr_SetString(PyExc_TypeError, "an aggregate's sums are not a list of the stat columns");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *old = PyList_GET_ITEM(sums, i);
+        if (!PyFloat_CheckExact(old)) {
+            PyErr_SetString(PyExc_TypeError, "an aggregate's sums are not floats");
+            return -1;
+        }
+        PyObject *x = PyFloat_FromDouble(PyFloat_AS_DOUBLE(old) + values[i]);
+        if (x == NULL)
+            return -1;
+        PyList_SET_ITEM(sums, i, x);
+        Py_DECREF(old);
+    }
+    return 0;
+}
+
+typedef enum { LINE_SUMMED, LINE_IGNORED, LINE_TO_PYTHON, LINE_ERROR } LineResult;
+
+/* One line, scanned: its outcome summed or counted, or LINE_TO_PYTHON. */
+static LineResult sum_line(Summer *self, PyObject *aggregates, PyObject *ignored, double *values, int *crash)
+{
+    Scanner *scanner = self->scanner;
+    PyObject *signature = make_signature(scanner);
+    if (signature == NULL)
+        return LINE_ERROR;
+    PyObject *known = PyDict_GetItemWithError(self->known, signature);
+    Py_DECREF(signature);
+    if (known == NULL)
+        return PyErr_Occurred() ? LINE_ERROR : LINE_TO_PYTHON; /* pings.py works a new signature out */
+    if (!PyTuple_CheckExact(known)) /* an Outcome: ignored by the signed rules */
+        return count_ignored(ignored, known) < 0 ? LINE_ERROR : LINE_IGNORED;
+    if (PyTuple_GET_SIZE(known) != 3)
+        return LINE_TO_PYTHON;
+    int is_crash = PyTuple_GET_ITEM(known, 0) == Py_True;
+    int build_id_ok = PyTuple_GET_ITEM(known, 1) == Py_True;
+    PyObject *dims = PyTuple_GET_ITEM(known, 2);
+    *crash = is_crash;
+
+    /* SPEC 3: the activity date. */
+    const Span *spans = scanner->spans;
+    long date = span_date(spans[is_crash ? self->crash_date : self->subsession_start]);
+    if (date == DATE_UNUSABLE)
+        date = span_date(spans[self->creation_date]);
+    if (date == DATE_ASK_PYTHON)
+        return LINE_TO_PYTHON;
+    if (date == DATE_UNUSABLE)
+        return count_ignored(ignored, self->invalid_activity[is_crash]) < 0 ? LINE_ERROR : LINE_IGNORED;
+    long offset = date - (self->day - (ACTIVITY_DAYS - 1));
+    offset = offset < 0 ? 0 : offset > ACTIVITY_DAYS - 1 ? ACTIVITY_DAYS - 1 : offset;
+    if (!build_id_ok)
+        return count_ignored(ignored, self->invalid_build_id[is_crash]) < 0 ? LINE_ERROR : LINE_IGNORED;
+
+    /* SPEC 5: usage hours from the subsession length (main pings). */
+    double usage = 0.0;
+    if (!is_crash) {
+        double length;
+        if (!span_number(spans[self->subsession_length], &length) || !isfinite(length))
+            return count_ignored(ignored, self->invalid_length) < 0 ? LINE_ERROR : LINE_IGNORED;
+        usage = length > 0 ? (length / 3600.0 < 25.0 ? length / 3600.0 : 25.0) : 0.0;
+    }
+    memcpy(values, self->templates + (is_crash ? self->ncolumns : 0), self->ncolumns * sizeof(double));
+    if (usage != 0.0) {
+        for (Py_ssize_t i = 0; i < self->nusage; i++) {
+            Py_ssize_t column = self->usage[2 * i];
+            values[column] = usage;
+            if (self->usage[2 * i + 1])
+                values[column + 1] = usage * usage;
+        }
+    }
+    for (Py_ssize_t i = 0; i < self->ncounts; i++) {
+        const Py_ssize_t *c = &self->counts[3 * i];
+        double x;
+        const Span span = spans[c[0]];
+        if (span.start == NULL || (span.len == 4 && memcmp(span.start, "null", 4) == 0))
+            continue; /* None: the template's value stays */
+        if (!span_number(span, &x) || !isfinite(x) || x <= 0)
+            x = 0.0; /* histogram_count */
+        values[c[1]] = x;
+        if (c[2])
+            values[c[1] + 1] = x * x;
+    }
+    PyObject *key = PyTuple_Pack(2, self->activity[offset], dims);
+    if (key == NULL)
+        return LINE_ERROR;
+    int rc = add_sums(aggregates, key, values, self->ncolumns);
+    Py_DECREF(key);
+    return rc < 0 ? LINE_ERROR : LINE_SUMMED;
+}
+
+static PyObject *Summer_add(Summer *self, PyObject *args)
+{
+    PyObject *lines, *aggregates, *ignored, *fallback;
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &lines, &PyDict_Type, &aggregates, &PyDict_Type, &ignored,
+                          &fallback))
+        return NULL;
+    Py_ssize_t processed[2] = {0, 0};
+    double *values = PyMem_Malloc((self->ncolumns ? self->ncolumns : 1) * sizeof(double));
+    if (values == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lines); i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        Py_buffer view;
+        if (PyObject_GetBuffer(line, &view, PyBUF_SIMPLE) < 0)
+            goto error;
+        int crash = 0;
+        LineResult result = LINE_TO_PYTHON;
+        if (scan_line(self->scanner, &view, NULL) == SCAN_OK)
+            result = sum_line(self, aggregates, ignored, values, &crash);
+        PyBuffer_Release(&view);
+        if (result == LINE_ERROR)
+            goto error;
+        if (result == LINE_SUMMED) {
+            processed[crash]++;
+        } else if (result == LINE_TO_PYTHON) {
+            PyObject *done = PyObject_CallOneArg(fallback, line);
+            if (done == NULL)
+                goto error;
+            Py_DECREF(done);
+        }
+    }
+    PyMem_Free(values);
+    return Py_BuildValue("nn", processed[0], processed[1]);
+error:
+    PyMem_Free(values);
+    return NULL;
+}
+
+static int Summer_traverse(Summer *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->scanner);
+    Py_VISIT(self->known);
+    return 0;
+}
+
+static void Summer_dealloc(Summer *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_XDECREF(self->scanner);
+    Py_XDECREF(self->known);
+    for (int i = 0; i < ACTIVITY_DAYS; i++)
+        Py_XDECREF(self->activity[i]);
+    for (int i = 0; i < 2; i++) {
+        Py_XDECREF(self->invalid_activity[i]);
+        Py_XDECREF(self->invalid_build_id[i]);
+    }
+    Py_XDECREF(self->invalid_length);
+    PyMem_Free(self->templates);
+    PyMem_Free(self->usage);
+    PyMem_Free(self->counts);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A tuple of n-tuples of integers into a new array of n * len integers. */
+static Py_ssize_t *int_rows(PyObject *rows, Py_ssize_t n, Py_ssize_t *count)
+{
+    if (!PyTuple_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "expected a tuple of tuples");
+        return NULL;
+    }
+    *count = PyTuple_GET_SIZE(rows);
+    Py_ssize_t *out = PyMem_Calloc(*count * n + 1, sizeof(Py_ssize_t));
+    if (out == NULL)
+        return (Py_ssize_t *)PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < *count; i++) {
+        PyObject *row = PyTuple_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != n) {
+            PyErr_SetString(PyExc_TypeError, "a row of the wrong size");
+            PyMem_Free(out);
+            return NULL;
+        }
+        for (Py_ssize_t j = 0; j < n; j++) {
+            out[i * n + j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(row, j));
+            if (out[i * n + j] == -1 && PyErr_Occurred()) {
+                PyMem_Free(out);
+                return NULL;
+            }
+        }
+    }
+    return out;
+}
+
+static PyObject *Summer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"scanner", "known", "activity_dates", "day", "slots", "templates",
+                            "usage_columns", "count_columns", "outcomes", NULL};
+    PyObject *scanner, *known, *dates, *templates, *usage, *counts, *outcomes;
+    long day;
+    Py_ssize_t slots[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!l(nnnn)O!OOO!", names, &ScannerType, &scanner, &PyDict_Type,
+                                     &known, &PyTuple_Type, &dates, &day, &slots[0], &slots[1], &slots[2], &slots[3],
+                                     &PyTuple_Type, &templates, &usage, &counts, &PyTuple_Type, &outcomes))
+        return NULL;
+    Scanner *sc = (Scanner *)scanner;
+    if (PyTuple_GET_SIZE(dates) != ACTIVITY_DAYS || PyTuple_GET_SIZE(outcomes) != 5 ||
+        PyTuple_GET_SIZE(templates) != 2 || sc->nsigned < 0) {
+        PyErr_SetString(PyExc_ValueError, "Summer: 8 dates, 5 outcomes, 2 templates and a signing scanner");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (slots[i] < 0 || slots[i] >= sc->nslots) {
+            PyErr_SetString(PyExc_ValueError, "slot out of range");
+            return NULL;
+        }
+    }
+    Summer *self = (Summer *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->scanner = (Scanner *)Py_NewRef(scanner);
+    self->known = Py_NewRef(known);
+    for (int i = 0; i < ACTIVITY_DAYS; i++)
+        self->activity[i] = Py_NewRef(PyTuple_GET_ITEM(dates, i));
+    for (int i = 0; i < 2; i++) {
+        self->invalid_activity[i] = Py_NewRef(PyTuple_GET_ITEM(outcomes, i));
+        self->invalid_build_id[i] = Py_NewRef(PyTuple_GET_ITEM(outcomes, 2 + i));
+    }
+    self->invalid_length = Py_NewRef(PyTuple_GET_ITEM(outcomes, 4));
+    self->day = day;
+    self->crash_date = slots[0];
+    self->subsession_start = slots[1];
+    self->creation_date = slots[2];
+    self->subsession_length = slots[3];
+    PyObject *main = PyTuple_GET_ITEM(templates, 0), *crash = PyTuple_GET_ITEM(templates, 1);
+    if (!PyTuple_Check(main) || !PyTuple_Check(crash) || PyTuple_GET_SIZE(main) != PyTuple_GET_SIZE(crash)) {
+        PyErr_SetString(PyExc_ValueError, "two templates of the same length");
+        goto fail;
+    }
+    self->ncolumns = PyTuple_GET_SIZE(main);
+    self->templates = PyMem_Calloc(2 * self->ncolumns + 1, sizeof(double));
+    if (self->templates == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < self->ncolumns; i++) {
+        self->templates[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(main, i));
+        self->templates[self->ncolumns + i] = PyFloat_AsDouble(PyTuple_GET_ITEM(crash, i));
+    }
+    if (PyErr_Occurred())
+        goto fail;
+    if ((self->usage = int_rows(usage, 2, &self->nusage)) == NULL ||
+        (self->counts = int_rows(counts, 3, &self->ncounts)) == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < self->nusage; i++) {
+        if (self->usage[2 * i] < 0 || self->usage[2 * i] + (self->usage[2 * i + 1] != 0) >= self->ncolumns) {
+            PyErr_SetString(PyExc_ValueError, "usage column out of range");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < self->ncounts; i++) {
+        const Py_ssize_t *c = &self->counts[3 * i];
+        if (c[0] < 0 || c[0] >= sc->nslots || c[1] < 0 || c[1] + (c[2] != 0) >= self->ncolumns) {
+            PyErr_SetString(PyExc_ValueError, "count column out of range");
+            goto fail;
+        }
+    }
+    return (PyObject *)self;
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+static PyMethodDef Summer_methods[] = {
+    {"add", (PyCFunction)Summer_add, METH_VARARGS,
+     "add(lines, aggregates, ignored, fallback) -> (main pings processed, crash pings processed)\n\n"
+     "Sums each line into aggregates, counts ignored ones in ignored (Outcome -> n) and hands the\n"
+     "others to fallback(line), in line order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SummerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "crash_aggregates._scan.Summer",
+    .tp_basicsize = sizeof(Summer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Summer(scanner, known, activity_dates, day, slots, templates, usage_columns, count_columns, outcomes)",
+    .tp_new = Summer_new,
+    .tp_dealloc = (destructor)Summer_dealloc,
+    .tp_traverse = (traverseproc)Summer_traverse,
+    .tp_methods = Summer_methods,
+};
+
 static struct PyModuleDef scan_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_scan",
@@ -836,12 +1271,13 @@ PyMODINIT_FUNC PyInit__scan(void)
         string_stop[c] = 1;
     string_stop['"'] = 1;
     string_stop['\\'] = 1;
-    if (PyType_Ready(&ScannerType) < 0)
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&SummerType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&scan_module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+    if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0 ||
+        PyModule_AddObjectRef(m, "Summer", (PyObject *)&SummerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -47,7 +47,24 @@ class DayAggregate:
         """Evaluate and sum lines (bytes or memoryviews); blank lines are skipped, every other one counted.
 
         ``ascii``: the caller knows every line is ASCII, so none needs a UTF-8 check.
+        With the C scanner, the rules' compiled form (``PingRules.summer``)
+        does this, and hands back to ``_add_lines`` the lines it is not sure of.
         """
+        summer = rules.summer
+        if summer is None or type(self.aggregates) is not dict or type(lines) is not list:
+            self._add_lines(rules, lines, ascii)
+            return
+        ignored: dict = {}
+        main, crash = summer.add(lines, self.aggregates, ignored, lambda line: self._add_lines(rules, (line,), ascii))
+        if main:
+            self.processed["main"] += main
+        if crash:
+            self.processed["crash"] += crash
+        for outcome, n in ignored.items():
+            self.ignored["crash" if outcome.is_crash else "main", outcome.reason] += n
+
+    def _add_lines(self, rules: PingRules, lines: Iterable, ascii: bool) -> None:
+        """``add_lines`` in Python, line by line with ``PingRules.evaluate``: the reference."""
         aggregates, processed, ignored = self.aggregates, self.processed, self.ignored
         evaluate = rules.evaluate
         for line in lines:

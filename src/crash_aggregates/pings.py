@@ -25,6 +25,11 @@ from . import reading
 from .config import Config
 from .reading import LeafReader, LongInt, remember
 
+try:
+    from ._scan import Summer
+except ImportError:  # built without a C compiler: the rules run in Python only
+    Summer = None
+
 #: Ignore reasons, in SPEC precedence order: the first that applies is counted.
 REASONS = (
     "malformed_json",
@@ -199,6 +204,42 @@ class PingRules:
         self._known: dict[bytes, Outcome | tuple] = {}
         self._activity_dates: dict[str, str | None] = {}
         self._conversions: dict[tuple, list[tuple[int, Callable]]] = {}
+        self._summer = self._compile() if self.reader.scanner is not None and Summer else None
+
+    def _compile(self):
+        """The per-ping part of these rules in C (``_scan.Summer``), from this object's tables.
+
+        It reads what ``_signed_rules`` made of each signature from ``_known``
+        and works out the rest of ``evaluate`` (activity date, usage hours,
+        counts, the template of the doc type) and the summing of
+        ``DayAggregate.add_lines``; a line it is not sure of comes back to
+        ``evaluate``. tests/test_compiled.py checks that both give the same.
+        """
+        r = self._rule_slots
+        days = [(self.earliest + timedelta(days=i)).isoformat() for i in range(MAX_LATENESS_DAYS + 1)]
+        hist = self._hist_slice.start
+        return Summer(
+            self.reader.scanner,
+            self._known,
+            tuple(days),
+            self.submission_date.toordinal(),
+            (r.crash_date, r.subsession_start, r.creation_date, r.subsession_length),
+            (tuple(self._templates[False]), tuple(self._templates[True])),
+            tuple((column, int(squared)) for column, squared in self._usage_columns),
+            tuple((hist + slot, column, int(squared)) for slot, column, squared in self._count_columns),
+            (
+                Outcome(False, "invalid_activity_date"),
+                Outcome(True, "invalid_activity_date"),
+                Outcome(False, "invalid_build_id"),
+                Outcome(True, "invalid_build_id"),
+                _INVALID_SUBSESSION_LENGTH,
+            ),
+        )
+
+    @property
+    def summer(self):
+        """The compiled per-ping rules (``_compile``), or None where the C scanner is not in use."""
+        return self._summer if self.reader.scanner is not None else None
 
     def leaves(self, line: bytes | memoryview, ascii: bool = False) -> list | None:
         """The values at the paths the rules read (None where missing), or None if malformed."""
