@@ -1047,12 +1047,9 @@ static LineResult sum_line(Summer *self, PyObject *aggregates, PyObject *ignored
     }
     for (Py_ssize_t i = 0; i < self->ncounts; i++) {
         const Py_ssize_t *c = &self->counts[3 * i];
-        double x;
-        const Span span = spans[c[0]];
-        if (span.start == NULL || (span.len == 4 && memcmp(span.start, "null", 4) == 0))
-            continue; /* None: the template's value stays */
-        if (!span_number(span, &x) || !isfinite(x) || x <= 0)
-            x = 0.0; /* histogram_count */
+        double x; /* histogram_count: missing, null, not a number, negative -> 0 (the template's value) */
+        if (!span_number(spans[c[0]], &x) || !isfinite(x) || x <= 0)
+            x = 0.0;
         values[c[1]] = x;
         if (c[2])
             values[c[1] + 1] = x * x;
