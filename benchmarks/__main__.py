@@ -1,4 +1,4 @@
-"""``python -m benchmarks`` (``make bench``): the throughput and memory benchmark of issue 6.
+"""``python -m benchmarks`` (``make bench``): the throughput and memory benchmark (issues 6 and 16).
 
 Generates (once) the corpora of ``corpora.CORPORA``, then for each corpus runs
 every measurement ``--runs`` times, interleaved (run 1 of each, then run 2...),
@@ -69,6 +69,7 @@ def command(kind: str, corpus: Corpus, out: Path, spark_master: bool) -> list[st
     if kind == "spark":
         return [*job, "--engine", "spark", *(["--spark-master", f"local[{CORES}]"] if spark_master else [])]
     extra = ["--date", corpus.day, "--out", str(out / "duckdb.parquet")] if kind == "duckdb" else []
+    extra = ["--date", corpus.day] if kind == "scan" else extra
     return [sys.executable, "-m", "benchmarks.baselines", kind, *extra, *corpus.paths]
 
 
@@ -116,7 +117,11 @@ def measure_one(kind: str, corpus: Corpus, runs_dir: Path, spark_master: bool) -
             )
         }
     shutil.rmtree(out, ignore_errors=True)
-    expected = {"parse": ("lines", corpus.pings), "inflate": ("uncompressed_bytes", corpus.uncompressed_bytes)}
+    expected = {
+        "parse": ("lines", corpus.pings),
+        "scan": ("lines", corpus.pings),
+        "inflate": ("uncompressed_bytes", corpus.uncompressed_bytes),
+    }
     if kind in expected and sample.ok:  # did the baseline do all the work?
         key, want = expected[kind]
         if run["result"].get(key) != want:
@@ -135,7 +140,7 @@ def startup() -> dict:
 
 def check_disk(specs, corpus_dir: Path, quick: bool) -> None:
     need = sum(
-        (s.quick_pings if quick else s.pings) * BYTES_PER_PING[s.profile] / (5 if s.compression == "gzip" else 1)
+        (s.quick_pings if quick else s.pings) * BYTES_PER_PING[s.profile] / (5 if s.compression != "none" else 1)
         for s in specs
     )
     corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         metavar="NAME[,NAME]",
         help="corpora (" + ", ".join(s.name for s in CORPORA) + ") and/or measurements "
-        f"(engine, engine-1, engine-N, duckdb, parse, inflate, spark, startup, {FEW_AGGREGATES})",
+        f"(engine, engine-1, engine-N, duckdb, parse, scan, inflate, spark, startup, {FEW_AGGREGATES})",
     )
     parser.add_argument("--corpus-dir", type=Path, default=HERE / "corpora", help="where corpora are cached")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
@@ -169,7 +174,17 @@ def main(argv: list[str] | None = None) -> None:
     only = {n for n in args.only.split(",") if n}
     corpus_names = {s.name for s in CORPORA}
     kinds_wanted = only - corpus_names
-    unknown = kinds_wanted - {"engine", "startup", "duckdb", "parse", "inflate", "spark", FEW_AGGREGATES, *ENGINE_KINDS}
+    unknown = kinds_wanted - {
+        "engine",
+        "startup",
+        "duckdb",
+        "parse",
+        "scan",
+        "inflate",
+        "spark",
+        FEW_AGGREGATES,
+        *ENGINE_KINDS,
+    }
     if unknown:
         parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
     specs = [s for s in CORPORA if not (only & corpus_names) or s.name in only]

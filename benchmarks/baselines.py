@@ -1,4 +1,4 @@
-"""What the engine is compared with: DuckDB, the parse-only and the inflate-only limits.
+"""What the engine is compared with: DuckDB, the parse-only, scan-only and inflate-only limits.
 
 Each runs in its own process, started by the harness as
 ``python -m benchmarks.baselines KIND --date D FILE...``, and prints one JSON
@@ -173,12 +173,15 @@ def _parse_file(path: str) -> tuple[int, int]:
     return lines, bad
 
 
-def _pool_map(fn, files: list[str]) -> tuple[float, list]:
-    """``fn`` over ``files`` (largest first) in one process per core; wall seconds and results."""
+def _pool_map(fn, files: list[str], *extra) -> tuple[float, list]:
+    """``fn`` over ``files`` (largest first) in one process per core; wall seconds and results.
+
+    With ``extra``, ``fn`` gets ``(file, *extra)``.
+    """
     files = sorted(files, key=os.path.getsize, reverse=True)
     started = time.perf_counter()
     with mp.get_context("fork").Pool(min(CORES, len(files))) as pool:
-        results = list(pool.imap_unordered(fn, files))
+        results = list(pool.imap_unordered(fn, [(f, *extra) for f in files] if extra else files))
     return time.perf_counter() - started, results
 
 
@@ -196,20 +199,60 @@ def run_parse(files: list[str]) -> dict:
     }
 
 
-# -- d. inflate-only: gzip decompressed to nowhere, one process per core ------------
+# -- c'. scan-only: the project's own parser on every line, one process per core -----
+
+
+def _scan_file(args: tuple[str, str]) -> tuple[int, int]:
+    """Every line through ``PingRules.leaves`` (the C scanner: each byte validated, the leaves made)."""
+    from datetime import date
+
+    from crash_aggregates.config import default_config
+    from crash_aggregates.pings import PingRules
+
+    path, day = args
+    leaves = PingRules(default_config(), date.fromisoformat(day)).leaves
+    lines = bad = 0
+    with open(path, "rb", buffering=1 << 20) as f:
+        for line in f:
+            if line.isspace():
+                continue
+            lines += 1
+            bad += leaves(line[:-1] if line.endswith(b"\n") else line) is None
+    return lines, bad
+
+
+def run_scan(files: list[str], day: str) -> dict:
+    seconds, results = _pool_map(_scan_file, files, day)
+    return {
+        "seconds": seconds,
+        "processes": min(CORES, len(files)),
+        "lines": sum(r[0] for r in results),
+        "unparsable": sum(r[1] for r in results),
+    }
+
+
+# -- d. inflate-only: gzip or zstd decompressed to nowhere, one process per core ----
 
 
 def _inflate_file(path: str) -> int:
     from isal import isal_zlib
 
-    out, inflater = 0, isal_zlib.decompressobj(31)
+    with open(path, "rb") as f:
+        zstd = f.read(4) == b"\x28\xb5\x2f\xfd"
+    if zstd:
+        import zstandard
+
+        new = zstandard.ZstdDecompressor().decompressobj
+    else:
+        new = lambda: isal_zlib.decompressobj(31)  # noqa: E731
+    out, inflater = 0, new()
     with open(path, "rb", buffering=0) as f:
         while chunk := f.read(128 << 10):  # small chunks: the output stays in cache
             while chunk:
                 out += len(inflater.decompress(chunk))
                 chunk = b""
-                if inflater.eof:  # the next gzip member, if any
-                    chunk, inflater = inflater.unused_data, isal_zlib.decompressobj(31)
+                if inflater.eof:  # the next gzip member or zstd frame, if any
+                    chunk, inflater = inflater.unused_data, new()
     return out
 
 
@@ -219,7 +262,7 @@ def run_inflate(files: list[str]) -> dict:
         "seconds": seconds,
         "processes": min(CORES, len(files)),
         "uncompressed_bytes": sum(results),
-        "inflater": f"isal_zlib {_version('isal')}",
+        "inflater": f"isal_zlib {_version('isal')}, zstandard {_version('zstandard')}",
     }
 
 
@@ -234,8 +277,8 @@ def _version(package: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.baselines")
-    parser.add_argument("kind", choices=("duckdb", "parse", "inflate"))
-    parser.add_argument("--date", help="submission date YYYY-MM-DD (duckdb)")
+    parser.add_argument("kind", choices=("duckdb", "parse", "scan", "inflate"))
+    parser.add_argument("--date", help="submission date YYYY-MM-DD (duckdb, scan)")
     parser.add_argument("--out", help="Parquet file to write (duckdb)")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
@@ -243,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
         result = run_duckdb(args.files, args.date, args.out)
     elif args.kind == "parse":
         result = run_parse(args.files)
+    elif args.kind == "scan":
+        result = run_scan(args.files, args.date)
     else:
         result = run_inflate(args.files)
     print(json.dumps(result))

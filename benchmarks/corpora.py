@@ -39,12 +39,21 @@ class CorpusSpec:
 # "realistic" and "realistic-gz" hold the same lines (and so do the small ones).
 # Realistic pings average ~118 KB (main 100-200 KB, crash pings ~3 KB): 9,500 of
 # them make ~1.1 GB; "realistic-2x" doubles that for the memory-growth check.
+# "scan" (the project's own parser alone) runs on the plain corpora, "inflate"
+# (decompression alone) on the compressed ones: together, in the same run,
+# they make the composed limit of a compressed corpus (report.composed_limit).
 CORPORA = (
-    CorpusSpec("realistic", "realistic", "none", 9_500, 400, ("engine-1", "engine-N", "duckdb", "parse", "spark")),
+    CorpusSpec(
+        "realistic", "realistic", "none", 9_500, 400, ("engine-1", "engine-N", "duckdb", "parse", "scan", "spark")
+    ),
     CorpusSpec("realistic-gz", "realistic", "gzip", 9_500, 400, ("engine-N", "duckdb", "inflate")),
+    CorpusSpec("realistic-zst", "realistic", "zstd", 9_500, 400, ("engine-N", "duckdb", "inflate")),
     CorpusSpec("realistic-2x", "realistic", "none", 19_000, 800, ("engine-N",)),
-    CorpusSpec("small", "small", "none", 1_500_000, 30_000, ("engine-1", "engine-N", "duckdb", "parse", "spark")),
+    CorpusSpec(
+        "small", "small", "none", 1_500_000, 30_000, ("engine-1", "engine-N", "duckdb", "parse", "scan", "spark")
+    ),
     CorpusSpec("small-gz", "small", "gzip", 1_500_000, 30_000, ("engine-N", "duckdb", "inflate")),
+    CorpusSpec("small-zst", "small", "zstd", 1_500_000, 30_000, ("engine-N", "duckdb", "inflate")),
     # Issue 14: a day whose dimensions were misconfigured (one build id and country per ping),
     # ~400,000 distinct aggregates: the engine's memory per aggregate, against its targets.
     CorpusSpec("distinct", "small", "none", 410_000, 20_000, ("engine-N", "few-aggregates"), distinct=True),
