@@ -983,7 +983,13 @@ static int add_sums(PyObject *aggregates, PyObject *key, const double *values, P
             PyErr_SetString(PyExc_TypeError, "an aggregate's sums are not floats");
             return -1;
         }
-        PyObject *x = PyFloat_FromDouble(PyFloat_AS_DOUBLE(old) + values[i]);
+        double sum = PyFloat_AS_DOUBLE(old) + values[i];
+        if (Py_REFCNT(old) == 1) {
+            /* Only this list holds the float: it is updated where it is. */
+            ((PyFloatObject *)old)->ob_fval = sum;
+            continue;
+        }
+        PyObject *x = PyFloat_FromDouble(sum);
         if (x == NULL)
             return -1;
         PyList_SET_ITEM(sums, i, x);
