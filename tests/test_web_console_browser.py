@@ -342,3 +342,50 @@ def test_edit_versions_restore_and_fork_a_saved_query(browser, demo_data, tmp_pa
         assert page.eval_on_selector_all("#query-list tbody a", "as => as.map(a => a.textContent)") == ["One (fork)"]
         context.close()
         assert problems == []
+
+
+def test_a_list_parameter_chosen_among_a_querys_values(browser, demo_data, tmp_path):  # noqa: F811
+    options = "SELECT DISTINCT dimensions['channel'] FROM crash_aggregates ORDER BY 1"
+    channels = [r[0] for r in sql(demo_data, options)]
+    spec = {"type": "list", "default": ["release"], "options_query": options}
+    with serving(demo_data, tmp_path / "state.sqlite3") as base:
+        context, page, problems = signed_in(browser, base, None)
+        page.goto("/console")  # the browser's cookie and CSRF token, then the API as the page's scripts use it
+        token = page.get_attribute("#console", "data-csrf")
+
+        def post(url, body):
+            r = page.request.post(
+                url, data=json.dumps(body), headers={"Content-Type": "application/json", "X-CSRF-Token": token}
+            )
+            assert r.ok, r.text()
+            return r.json()
+
+        query = post("/api/queries", {
+            "name": "Rates of some channels", "sql": FIRST_QUERY, "parameters": {"channels": spec},
+            "chart": {"type": "bar", "x": "channel", "y": ["main_crash_rate"]},
+        })  # fmt: skip
+        board = post("/api/dashboards", {
+            "name": "Channels", "parameters": {"channels": spec}, "widgets": [{"type": "query", "query": query["id"]}],
+        })  # fmt: skip
+        # In the console: the list's field and a checkbox per value of the options query.
+        page.goto(f"/queries/{query['id']}")
+        page.wait_for_selector(".parameter[data-name=channels] .choices input")
+        boxes = page.locator(".parameter[data-name=channels] .choices input")
+        assert [boxes.nth(i).get_attribute("value") for i in range(boxes.count())] == channels
+        page.check(".parameter[data-name=channels] .choices input[value=beta]")
+        assert page.input_value(".parameter[data-name=channels] input[name=value]") == "beta, release"  # in the choices' order
+        # On the dashboard: checkboxes too, and the URL names each value chosen.
+        page.goto(f"/dashboards/{board['id']}")
+        page.wait_for_selector("fieldset.choices[data-ready='1']")
+        assert widget_chart(page)["labels"] == ["release"]
+        page.check("fieldset.choices input[value=beta]")
+        page.check("fieldset.choices input[value=nightly]")
+        page.uncheck("fieldset.choices input[value=release]")
+        page.click("#board-parameters button")
+        page.wait_for_url("**?channels=beta&channels=nightly")
+        drawn = widget_chart(page)
+        expected = sql(demo_data, FIRST_QUERY.replace("{{ channels }}", "'beta', 'nightly'"))
+        assert drawn["labels"] == [r[0] for r in expected]
+        assert drawn["data"][0][1] == pytest.approx([r[2] for r in expected], rel=1e-12)
+        context.close()
+        assert problems == []

@@ -90,10 +90,31 @@
     const params = new URLSearchParams();
     Array.from(form.elements).forEach(function (input) {
       if (!input.name || input.value === "") return;
+      if (input.type === "checkbox" && !input.checked) return;
       if (input.dataset.list) input.value.split(",").map(function (v) { return v.trim(); }).filter(Boolean).forEach(function (v) { params.append(input.name, v); });
       else params.append(input.name, input.value);
     });
     window.location.search = params.toString();
+  });
+
+  // A list parameter whose choices come from a query: one checkbox per value of its first column.
+  document.querySelectorAll("#board-parameters fieldset.choices").forEach(async function (box) {
+    const chosen = new Set(JSON.parse(box.dataset.selected));
+    try {
+      const answer = await api("POST", "/api/sql", { sql: box.dataset.optionsQuery, dialect: box.dataset.dialect });
+      answer.rows.slice(0, 200).forEach(function (row) {
+        const value = row[0] === null ? "" : String(row[0]);
+        const label = document.createElement("label");
+        const check = document.createElement("input");
+        check.type = "checkbox"; check.name = box.dataset.name; check.value = value; check.checked = chosen.has(value);
+        label.appendChild(check);
+        label.appendChild(document.createTextNode(" " + value));
+        box.appendChild(label);
+      });
+      box.dataset.ready = "1";
+    } catch (err) {
+      box.appendChild(document.createTextNode(err.message));
+    }
   });
 
   // -- editing (editors) ------------------------------------------------------------------

@@ -103,7 +103,20 @@
         make("date", "start", v && v.start, name + " start");
         make("date", "end", v && v.end, name + " end");
       } else if (t === "list") {
-        make("text", "value", Array.isArray(v) ? v.join(", ") : v, name).placeholder = "a, b, c";
+        const text = make("text", "value", Array.isArray(v) ? v.join(", ") : v, name);
+        text.placeholder = "a, b, c";
+        const from = make("text", "options_query", spec.options_query, name + " values from a query");
+        from.placeholder = "or choose among a query's values: SELECT …";
+        from.size = 36;
+        const box = document.createElement("span");
+        box.className = "choices";
+        values.appendChild(box);
+        const fill = function () {
+          spec.options_query = from.value.trim() || undefined;
+          choices(box, spec.options_query, text, read);
+        };
+        from.addEventListener("change", fill);
+        if (spec.options_query) fill();
       } else {
         make(t === "number" ? "number" : t === "date" ? "date" : "text", "value", typeof v === "object" ? "" : v, name).step = "any";
       }
@@ -120,6 +133,32 @@
     inputs();
     wrap.appendChild(label); wrap.appendChild(type); wrap.appendChild(values);
     return wrap;
+  }
+
+  // A list's choices from a query (its first column), as checkboxes that fill the list's field.
+  async function choices(box, sql, field, changed) {
+    box.replaceChildren();
+    if (!sql) return;
+    const headers = { "Content-Type": "application/json" };
+    if (root.dataset.csrf) headers["X-CSRF-Token"] = root.dataset.csrf;
+    const r = await fetch("/api/sql", { method: "POST", headers: headers, credentials: "same-origin", body: JSON.stringify({ sql: sql, dialect: $("dialect").value }) });
+    const answer = await r.json();
+    if (!r.ok) { box.textContent = answer.error; box.classList.add("bad"); return; }
+    box.classList.remove("bad");
+    const chosen = new Set(field.value.split(",").map(function (x) { return x.trim(); }));
+    answer.rows.slice(0, 200).forEach(function (row) {
+      const value = row[0] === null ? "" : String(row[0]);
+      const label = document.createElement("label");
+      const check = document.createElement("input");
+      check.type = "checkbox"; check.value = value; check.checked = chosen.has(value);
+      check.addEventListener("change", function () {
+        field.value = Array.from(box.querySelectorAll("input:checked")).map(function (c) { return c.value; }).join(", ");
+        changed();
+      });
+      label.appendChild(check);
+      label.appendChild(document.createTextNode(" " + value));
+      box.appendChild(label);
+    });
   }
 
   function syncParameters() {
@@ -139,7 +178,7 @@
     const out = {};
     declared(editor.get()).forEach(function (_, name) {
       const spec = state.params[name];
-      if (spec) out[name] = { type: spec.type, value: spec.value };
+      if (spec) out[name] = Object.assign({ type: spec.type, value: spec.value }, spec.options_query ? { options_query: spec.options_query } : {});
     });
     return out;
   }
@@ -402,7 +441,7 @@
     setParameters: function (specs) {
       Object.keys(specs || {}).forEach(function (name) {
         const spec = specs[name] || {};
-        state.params[name] = { type: spec.type || "text", value: spec.value !== undefined ? spec.value : spec.default };
+        state.params[name] = { type: spec.type || "text", value: spec.value !== undefined ? spec.value : spec.default, options_query: spec.options_query };
       });
       $("parameters").querySelectorAll(".parameter").forEach(function (el) { el.remove(); });
       syncParameters();

@@ -36,6 +36,7 @@
       const p = given[name];
       const empty = p.value === null || p.value === "" || (Array.isArray(p.value) && !p.value.length);
       out[name] = empty ? { type: p.type } : { type: p.type, default: p.value };
+      if (p.options_query) out[name].options_query = p.options_query;
     });
     return out;
   }
