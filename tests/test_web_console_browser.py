@@ -373,7 +373,9 @@ def test_a_list_parameter_chosen_among_a_querys_values(browser, demo_data, tmp_p
         boxes = page.locator(".parameter[data-name=channels] .choices input")
         assert [boxes.nth(i).get_attribute("value") for i in range(boxes.count())] == channels
         page.check(".parameter[data-name=channels] .choices input[value=beta]")
-        assert page.input_value(".parameter[data-name=channels] input[name=value]") == "beta, release"  # in the choices' order
+        assert (
+            page.input_value(".parameter[data-name=channels] input[name=value]") == "beta, release"
+        )  # in the choices' order
         # On the dashboard: checkboxes too, and the URL names each value chosen.
         page.goto(f"/dashboards/{board['id']}")
         page.wait_for_selector("fieldset.choices[data-ready='1']")
