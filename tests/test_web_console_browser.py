@@ -391,3 +391,27 @@ def test_a_list_parameter_chosen_among_a_querys_values(browser, demo_data, tmp_p
         assert drawn["data"][0][1] == pytest.approx([r[2] for r in expected], rel=1e-12)
         context.close()
         assert problems == []
+
+
+def test_the_starter_dashboard_of_examples_draws_every_widget(browser, demo_data, tmp_path):  # noqa: F811
+    state = tmp_path / "state.sqlite3"
+    result = run("queries", "import", "examples", "--state", str(state))
+    assert result.exit_code == 0, result.output
+    with serving(demo_data, state) as base:
+        context, page, problems = signed_in(browser, base, None)
+        page.goto("/dashboards")
+        page.click("#dashboard-list a:has-text('Stability')")
+        page.wait_for_url(re.compile(r".*/dashboards/\d+$"))
+        widgets = page.locator("#board .widget.query")
+        assert widgets.count() == 3
+        for i in range(page.locator("#board .widget").count()):
+            if "query" in page.get_attribute(f"#board .widget[data-index='{i}']", "class"):
+                page.wait_for_selector(f"#board .widget[data-index='{i}'][data-ready='1']", timeout=30000)
+        page.fill("#board-parameters input[name=channel]", "nightly")
+        page.click("#board-parameters button")
+        page.wait_for_url("**?channel=nightly")
+        page.wait_for_selector("#board .widget.query[data-ready='1'] >> nth=2", timeout=30000)
+        assert page.locator("#board .widget.query .bad").count() == 0
+        page.screenshot(path=str(IMAGES / "console-starter-dashboard.png"), full_page=True)
+        context.close()
+        assert problems == []

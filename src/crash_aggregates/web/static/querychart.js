@@ -123,7 +123,7 @@
       options: {
         responsive: true, maintainAspectRatio: false, animation: false,
         interaction: { mode: "index", intersect: false },
-        scales: { x: { title: { display: true, text: s.x } }, y: { beginAtZero: true, title: { display: true, text: s.y.join(", ") } } },
+        scales: { x: { title: { display: true, text: s.x } }, y: { beginAtZero: true, title: { display: s.y.length === 1, text: s.y.join(", ") } } },
       },
     });
     canvas.dataset.series = String(data.length);
