@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -186,7 +187,8 @@ async def api_sql_download(request: Request) -> Response:
                 # Parquet needs a file it can seek in and close; the spool is read back after.
                 with tempfile.NamedTemporaryFile(suffix=".parquet") as f:
                     n = library.download(stmt, conn, fmt, f.name, console.limits)
-                    spool.write(open(f.name, "rb").read())
+                    with open(f.name, "rb") as written:
+                        shutil.copyfileobj(written, spool)
                     return n
             return library.download(stmt, conn, fmt, spool, console.limits)
 
