@@ -6,27 +6,7 @@
 (function () {
   const $ = function (id) { return document.getElementById(id); };
 
-  function csrf() {
-    const el = document.querySelector("[data-csrf]");
-    return el ? el.dataset.csrf : "";
-  }
-
-  async function api(method, url, body) {
-    const headers = { "Content-Type": "application/json", Accept: "application/json" };
-    if (csrf()) headers["X-CSRF-Token"] = csrf();
-    const r = await fetch(url, { method: method, headers: headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
-    let answer = {};
-    try { answer = await r.json(); } catch (e) { answer = { error: "the server answered " + r.status }; }
-    if (!r.ok) throw Object.assign(new Error(answer.error || "the server answered " + r.status), { answer: answer });
-    return answer;
-  }
-
-  function say(text, bad) {
-    const s = $("save-status");
-    if (!s) return;
-    s.textContent = text;
-    s.classList.toggle("bad", !!bad);
-  }
+  const { api, say } = window.ConsoleApi;
 
   // -- the list: a new dashboard ----------------------------------------------------------
   const create = $("new-dashboard");
