@@ -284,3 +284,22 @@ def test_a_waiter_that_leaves_gives_its_place_up():
         return c, queue.running
 
     assert asyncio.run(scenario()) == ("ran", 0)
+
+
+def test_saved_query_and_dashboard_pages(client):
+    query = client.post("/api/queries", json={"name": "Per channel", "sql": "SELECT dimensions['channel'] AS c FROM crash_aggregates WHERE dimensions['channel'] = {{ channel }}",
+                                             "parameters": {"channel": {"type": "text", "default": "beta"}}}).json()  # fmt: skip
+    board = client.post("/api/dashboards", json={"name": "Board", "parameters": {"channel": {"type": "text", "default": "release"}},
+                                                 "widgets": [{"type": "query", "query": query["id"]}, {"type": "text", "text": "<b>hi</b>"}]}).json()  # fmt: skip
+    for url in ("/queries", f"/queries/{query['id']}", f"/queries/{query['slug']}", f"/queries/{query['id']}/versions",
+                f"/queries/{query['id']}/versions/1", "/dashboards", f"/dashboards/{board['id']}"):  # fmt: skip
+        assert client.get(url).status_code == 200, url
+    page = client.get(f"/dashboards/{board['id']}?channel=nightly").text
+    data = json.loads(page.split('<script type="application/json" id="board-data">')[1].split("</script>")[0])
+    assert data["widgets"][0]["query"]["parameters"] == {"channel": "nightly"}  # the URL's value wins
+    assert "&lt;b&gt;hi&lt;/b&gt;" in page and "<b>hi</b>" not in page  # text blocks are text
+    default = client.get(f"/dashboards/{board['id']}").text
+    assert '"parameters": {"channel": "release"}' in default  # else the dashboard's default
+    for url in ("/queries/999", "/queries/no-such-query", f"/queries/{query['id']}/versions/7", "/dashboards/999"):
+        r = client.get(url)
+        assert r.status_code == 404 and "Traceback" not in r.text, url
