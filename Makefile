@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test test-fast lint format demo dashboard screenshots chromium vendor-chartjs vendor-codemirror bench docs clean
+.PHONY: install test test-fast test-airflow lint format demo dashboard screenshots chromium vendor-chartjs vendor-codemirror bench docs clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	@# The scanner is an optional extension: if the new _scan.c does not
 	@# compile, no stale build may stay behind to pass the tests.
 	rm -f src/crash_aggregates/*.so
-	$(BIN)/pip install --quiet -e '.[test,spark,s3,web]'
+	$(BIN)/pip install --quiet -e '.[test,spark,s3,web,report]'
 	@touch $@
 
 install: $(BIN)/crash-aggregates
@@ -30,6 +30,16 @@ $(CHROMIUM):
 # The inner loop: everything but Spark and the tests marked slow.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/test_spark.py
+
+# deploy/airflow's DAG file, loaded by Airflow's own DagBag in a virtualenv of its own
+# (Airflow's ~130 dependencies do not belong in the project's).
+AIRFLOW_VENV = .venv-airflow
+$(AIRFLOW_VENV)/bin/airflow:
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet 'apache-airflow>=3.0,<4'
+
+test-airflow: $(AIRFLOW_VENV)/bin/airflow
+	AIRFLOW_HOME=$$(mktemp -d) $(AIRFLOW_VENV)/bin/python tests/airflow_dag_check.py deploy/airflow
 
 lint: install
 	$(BIN)/ruff check .
@@ -97,4 +107,4 @@ docs: $(BIN)/mkdocs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build $(DOCS_FLAGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO) site build dist src/*.egg-info src/crash_aggregates/*.so
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(DEMO) site build dist src/*.egg-info src/crash_aggregates/*.so

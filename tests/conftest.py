@@ -2,10 +2,12 @@
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 from helpers import SHARED
+from s3server import S3, start_moto, use_keys
 from sqldata import add_corrupt_partition, build, strip_sidecars
 
 
@@ -75,3 +77,35 @@ def demo_data(tmp_path_factory) -> Path:
         result = run(*command, *(["--no-progress"] if command[0] == "run" else []))
         assert result.exit_code == 0, result.output
     return root / "aggregates"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """A real S3 API on loopback (s3server.py), one for the whole session."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_server, monkeypatch):
+    """A fresh bucket; the environment points every AWS client at the loopback server only."""
+    from crash_aggregates.stores import s3_client
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(s3_client.ENDPOINT_ENV, "unset")
+    monkeypatch.delenv(s3_client.ENDPOINT_ENV)  # restored to unset after the test, whatever a run sets
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    use_keys(monkeypatch, moto_server.writer)
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    s3_client.s3_filesystem().mkdir(bucket)
+    return S3(moto_server.endpoint, bucket, moto_server)

@@ -102,6 +102,38 @@ def start_moto(log: Path) -> MotoServer:
     return MotoServer(endpoint, process, writer, reader)
 
 
+@dataclass
+class S3:
+    """A test's bucket on the server (the ``s3`` fixture of conftest.py)."""
+
+    endpoint: str
+    bucket: str
+    server: object
+
+    def url(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}", *parts])
+
+    @property
+    def fs(self):
+        from crash_aggregates.stores import s3_client
+
+        return s3_client.s3_filesystem()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(k.split("/", 1)[1] for k in self.fs.find(f"{self.bucket}/{prefix}"))
+
+    def upload(self, local: Path, prefix: str) -> None:
+        """Copy a local folder tree under s3://bucket/prefix/."""
+        for path in sorted(local.rglob("*")):
+            if path.is_file():
+                self.fs.pipe_file(f"{self.bucket}/{prefix}/{path.relative_to(local).as_posix()}", path.read_bytes())
+
+
+def use_keys(monkeypatch, keys) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_key)
+
+
 def allow(actions: list[str]) -> dict:
     return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
 

@@ -20,9 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -51,7 +49,7 @@ from helpers import (  # noqa: E402
     sql_totals,
     write_day,
 )
-from s3server import REGION, FaultProxy, free_port, make_user, start_moto  # noqa: E402
+from s3server import REGION, S3, FaultProxy, free_port, make_user, use_keys  # noqa: E402
 
 from crash_aggregates import location, storage  # noqa: E402
 from crash_aggregates.sources import list_input, plan_splits, read_lines  # noqa: E402
@@ -86,61 +84,6 @@ def pings(n: int, channel: str = "release", offset: int = 0) -> list:
 
 
 # -- fixtures ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory):
-    server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
-    yield server
-    server.stop()
-
-
-@dataclass
-class S3:
-    endpoint: str
-    bucket: str
-    server: object
-
-    def url(self, *parts: str) -> str:
-        return "/".join([f"s3://{self.bucket}", *parts])
-
-    @property
-    def fs(self):
-        return s3_client.s3_filesystem()
-
-    def keys(self, prefix: str = "") -> list[str]:
-        return sorted(k.split("/", 1)[1] for k in self.fs.find(f"{self.bucket}/{prefix}"))
-
-    def upload(self, local: Path, prefix: str) -> None:
-        """Copy a local folder tree under s3://bucket/prefix/."""
-        for path in sorted(local.rglob("*")):
-            if path.is_file():
-                self.fs.pipe_file(f"{self.bucket}/{prefix}/{path.relative_to(local).as_posix()}", path.read_bytes())
-
-
-def use_keys(monkeypatch, keys) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_key)
-
-
-@pytest.fixture
-def s3(moto_server, monkeypatch):
-    """A fresh bucket; the environment points every AWS client at the loopback server only."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv(s3_client.ENDPOINT_ENV, "unset")
-    monkeypatch.delenv(s3_client.ENDPOINT_ENV)  # restored to unset after the test, whatever a run sets
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
-    use_keys(monkeypatch, moto_server.writer)
-    bucket = f"test-{uuid.uuid4().hex[:12]}"
-    s3_client.s3_filesystem().mkdir(bucket)
-    return S3(moto_server.endpoint, bucket, moto_server)
 
 
 def s3_rows(root: str, day: str = DAY) -> dict:
@@ -576,6 +519,7 @@ def test_documented_minimal_policy_is_enough(s3, tmp_path, monkeypatch):
     result = run("run", "--input", s3.url("pings"), "--output", s3.url("aggregates"), *DATES, "--workers", "1")
     assert result.exit_code == 0, result.output
     assert "warning: 2016-03-05: could not delete 2 old file(s)" in result.output and "AccessDenied" in result.output
+    assert f"warning: could not give back the lock {s3.url('aggregates', '.lock')}: access denied" in result.output
     [new] = storage.published_partitions(s3.url("aggregates"))[DAY]
     assert new != old and s3.fs.exists(old)
 
@@ -701,7 +645,8 @@ def test_transient_errors_are_retried_and_reads_are_ranged(s3, tmp_path, monkeyp
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # s3fs still retries a SlowDown 3 times: quick
         result = run("run", "--input", s3.url("in"), "--output", s3.url("out"), *DATES, "--workers", "1")
         assert result.exit_code == 1
-        assert f"cannot list {s3.url('out')}: the store kept failing (SlowDown" in result.output
+        # (the first request of a run takes the output's lock)
+        assert f"cannot take the lock on {s3.url('out')}: the store kept failing (SlowDown" in result.output
 
 
 def test_spark_engine_reads_s3_input(s3, tmp_path):

@@ -6,7 +6,6 @@ from datetime import date
 
 from sqldata import ROWS, table
 from starlette.testclient import TestClient
-from test_s3 import moto_server, s3  # noqa: F401 (the S3 fixtures)
 
 from crash_aggregates import storage
 from crash_aggregates.config import default_config

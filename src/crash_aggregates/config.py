@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import CrashAggregatesError, ExitCode
+from .watch import settings as watch_settings
 
 #: Per-ping values computed by the rules in ``pings.py`` (SPEC section 5).
 BUILTIN_STATS = ("ping_count", "usage_hours", "main_crashes")
@@ -84,6 +85,8 @@ class Dashboard:
     console_max_result_mb: float = 64.0
     #: SQL console: rows a download (CSV, JSON, Parquet) writes.
     console_download_rows: int = 1_000_000
+    #: Where the dashboard is served for others: the watchdog's messages and reports link to it.
+    url: str | None = None
 
 
 _DASHBOARD_RANGES = {
@@ -115,6 +118,8 @@ class Config:
     dashboard: Dashboard = Dashboard()
     #: ``[state] path``: the SQLite state file (``state.py``); None: the default place.
     state_path: str | None = None
+    #: ``[watchdog]``, ``[[alerts]]``, ``[notify]`` (``watch/settings.py``).
+    watch: watch_settings.WatchSettings = field(default_factory=watch_settings.WatchSettings)
 
     def stat_columns(self) -> list[str]:
         """Names of the ``stats`` map keys, in output order."""
@@ -223,7 +228,7 @@ def _check_names(kind: str, names: list[str]) -> None:
 def parse_config(data: dict, source: str = "<config>") -> Config:
     """Build a Config from a parsed TOML document (missing tables keep defaults)."""
     config = default_config()
-    known = {"dimensions", "stats", "data", "s3", "state", "dashboard", "limits"}
+    known = {"dimensions", "stats", "data", "s3", "state", "dashboard", "limits", "watchdog", "alerts", "notify"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"unknown table(s) {sorted(unknown)} (known: {sorted(known)})")
@@ -257,6 +262,10 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     max_aggregates = limits.get("max_aggregates")
     if max_aggregates is not None and (type(max_aggregates) is not int or max_aggregates < 1):
         raise ConfigError(f"[limits] max_aggregates: expected a whole number of at least 1, got {max_aggregates!r}")
+    try:
+        watch = watch_settings.parse(data, [d.name for d in config.dimensions], config.stat_columns())
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return replace(
         config,
         input=paths.get("input"),
@@ -266,18 +275,22 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         source=source,
         dashboard=_parse_dashboard(data.get("dashboard", {})),
         state_path=state.get("path"),
+        watch=watch,
     )
 
 
 def _parse_dashboard(table: dict) -> Dashboard:
     """The ``[dashboard]`` table, each value checked (type and range)."""
-    known = ["token", *_DASHBOARD_RANGES]
+    known = ["token", "url", *_DASHBOARD_RANGES]
     unknown = set(table) - set(known)
     if unknown:
         raise ConfigError(f"[dashboard]: unknown keys {sorted(unknown)} (known: {', '.join(known)})")
     token = table.get("token")
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         raise ConfigError("[dashboard] token must be a string of at least 16 characters")
+    url = table.get("url")
+    if url is not None and (not isinstance(url, str) or not re.match(r"https?://", url)):
+        raise ConfigError("[dashboard] url must be an http:// or https:// URL (what messages link to)")
     for key, (kind, low, high) in _DASHBOARD_RANGES.items():
         value = table.get(key)
         if value is None:
@@ -341,10 +354,12 @@ def to_toml(config: Config) -> str:
         lines += ["[s3]", f"endpoint_url = {_toml_value(config.s3_endpoint_url)}", ""]
     changed = [(k, getattr(config.dashboard, k)) for k in _DASHBOARD_RANGES]
     changed = [(k, v) for k, v in changed if v != getattr(Dashboard(), k)]
+    if config.dashboard.url:
+        changed.insert(0, ("url", config.dashboard.url))
     if config.dashboard.token or changed:
         # The token itself is a secret: it is never printed.
         token = ["# token = (set in the file read; not shown)"] if config.dashboard.token else []
-        lines += ["[dashboard]", *token, *(f"{k} = {v!r}" for k, v in changed), ""]
+        lines += ["[dashboard]", *token, *(f"{k} = {_toml_value(v)}" for k, v in changed), ""]
     lines += ["# A date with more distinct aggregates fails before they fill the memory.", "[limits]"]
     if config.max_aggregates is None:
         from .memory import default_max_aggregates
@@ -372,4 +387,8 @@ def to_toml(config: Config) -> str:
         lines.append(f"{_toml_key(st.name)} = {_toml_value(entry)}")
     if config.state_path:
         lines += ["", "[state]", f"path = {_toml_value(config.state_path)}"]
+    for table, entries in watch_settings.to_tables(config.watch):
+        for entry in entries:
+            header = f"[[{table}]]" if table in ("alerts", "notify.email", "notify.webhook") else f"[{table}]"
+            lines += ["", header, *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items())]
     return "\n".join(lines) + "\n"

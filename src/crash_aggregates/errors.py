@@ -29,6 +29,9 @@ class ExitCode(IntEnum):
     USAGE = 2
     #: A date had no input (nothing was written for it) and no date failed.
     NO_INPUT = 3
+    #: ``crash-aggregates check``: a check or rule fires (the same status as FAILED:
+    #: a scheduler sees "needs a human" either way).
+    FIRING = 1
 
 
 class CrashAggregatesError(Exception):

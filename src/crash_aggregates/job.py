@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from . import __version__, engines, memory, stores
+from . import __version__, catchup, engines, lock, memory, stores
 from .config import Config
 from .engines import Engine, ProgressFn
 from .errors import CrashAggregatesError, ExitCode
@@ -50,6 +50,12 @@ class Reporter:
     def day_done(self, result: DayResult) -> None:
         """A date was published, had no input, or failed."""
 
+    def notice(self, message: str) -> None:
+        """Something worth a line that is not trouble: waiting for the output's lock."""
+
+    def planned(self, window: list[date], plans: list[catchup.Plan]) -> None:
+        """A catch-up decided which dates of its window to run, and why."""
+
 
 @dataclass
 class DayResult:
@@ -63,9 +69,11 @@ class DayResult:
 
 @dataclass
 class RunResult:
-    dates: list[date]  # the dates asked for
+    dates: list[date]  # the dates asked for (a catch-up: those it decided to run)
     days: list[DayResult]  # those run, in order: a stopped run ends early
     seconds: float
+    #: Why nothing was run: a catch-up found the output's lock held by another run.
+    skipped: str | None = None
 
     def count(self, status: str) -> int:
         return sum(result.status == status for result in self.days)
@@ -97,28 +105,48 @@ def run_job(
     allow_corrupt: bool = False,
     spark_master: str | None = None,
     reporter: Reporter | None = None,
+    catch_up: bool = False,
 ) -> RunResult:
     """Run every date, in order, until one stops the run; returns what became of each.
 
-    ``engine`` is a name of ``engines.ENGINES``. Raises before the first date:
-    an EngineError when the engine is unknown or cannot start here, a
-    StorageError when the output cannot be used.
+    ``engine`` is a name of ``engines.ENGINES``. The run holds the output's
+    lock (``lock.py``) throughout: another run on the same output waits for
+    it, except a catch-up, which skips (its result says so in ``skipped``:
+    the run holding the lock is doing the work). With ``catch_up`` the dates
+    are a window, of which only the dates that need a run are run
+    (``catchup.plan``).
+
+    Raises before the first date: an EngineError when the engine is unknown
+    or cannot start here, a StorageError when the output cannot be used,
+    ``lock.LockError`` when its lock cannot be taken.
     """
     reporter = reporter or Reporter()
     started = time.perf_counter()
     chosen = engines.get(engine)
-    workers = chosen.start(workers=workers, master=spark_master)
     stores.configure(config)
-    memory.return_freed_memory()  # this process merges and builds tables; its workers read
-    for name in clean_staging(output_path, warn=reporter.warning):
-        reporter.removed(name)
-    days = []
-    for day in dates:
-        result = run_day(config, input_path, output_path, day, chosen, workers, allow_corrupt, reporter)
-        days.append(result)
-        reporter.day_done(result)
-        if result.status == "stopped":
-            break
+    try:
+        held = lock.acquire(output_path, wait=not catch_up, notice=reporter.notice, warn=reporter.warning)
+    except lock.LockBusy as e:
+        return RunResult([], [], time.perf_counter() - started, skipped=str(e))
+    with held:
+        memory.return_freed_memory()  # this process merges and builds tables; its workers read
+        for name in clean_staging(output_path, warn=reporter.warning):
+            reporter.removed(name)
+        if catch_up:
+            plans = catchup.plan(input_path, output_path, dates)
+            reporter.planned(dates, plans)
+            dates = [p.day for p in plans if p.run]
+            if not dates:
+                return RunResult([], [], time.perf_counter() - started)
+        # Started only once there is work: an hourly catch-up with nothing to do starts no Spark.
+        workers = chosen.start(workers=workers, master=spark_master)
+        days = []
+        for day in dates:
+            result = run_day(config, input_path, output_path, day, chosen, workers, allow_corrupt, reporter, held)
+            days.append(result)
+            reporter.day_done(result)
+            if result.status == "stopped":
+                break
     return RunResult(dates, days, time.perf_counter() - started)
 
 
@@ -131,6 +159,7 @@ def run_day(
     workers: int,
     allow_corrupt: bool,
     reporter: Reporter,
+    held: lock.Lock | None = None,
 ) -> DayResult:
     """Read, aggregate and publish one date; a failure is a DayResult, the previous partition left in place."""
     started = time.perf_counter()
@@ -156,6 +185,7 @@ def run_day(
             "aggregates": len(partial.aggregates),
             "input_files": len(files),
             "input_bytes": total_bytes,
+            "input_listing": catchup.listing(files, input_path, day),
             "corrupt_files": partial.corrupt_files,
             "engine": engine.name,
             "workers": workers,
@@ -170,6 +200,8 @@ def run_day(
         names = [d.name for d in config.dimensions]
         rows = partition_rows(partial.aggregates, names, config.stat_columns(), clear=True)
         del partial
+        if held is not None and not held.held():
+            raise StorageError(output_path, "the lock was taken over by another run", "publish to")
         with _failing(f"cannot publish to {output_path}"):
             where = publish_partition(
                 output_path, day, rows, report, warn=lambda message: reporter.warning(f"{day}: {message}")

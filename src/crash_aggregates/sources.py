@@ -65,6 +65,9 @@ class InputFile:
     #: for that version (If-Match), so an object replaced during a run fails
     #: the date instead of mixing two versions.
     etag: str | None = None
+    #: Local: the modification time when listed (nanoseconds), recorded in
+    #: the report so that ``run --catch-up`` sees a file rewritten in place.
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def list_input(root: str | os.PathLike, day: date) -> list[InputFile]:
         raise NoInput(f"no input folder {folder}")
     if not listed:
         raise NoInput(f"no files in {folder}")
-    return [InputFile(f.path, f.size, _kind(f.head) if f.size else "none", f.etag) for f in listed]
+    return [InputFile(f.path, f.size, _kind(f.head) if f.size else "none", f.etag, f.mtime_ns) for f in listed]
 
 
 def plan_splits(files: list[InputFile], split_bytes: int | None = None) -> list[Split]:

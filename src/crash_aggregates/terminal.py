@@ -14,6 +14,7 @@ from datetime import date
 
 import click
 
+from .catchup import NO_INPUT_YET, Plan
 from .job import DayResult, Reporter, RunResult
 from .sources import CorruptInput
 
@@ -36,8 +37,23 @@ class TerminalReporter(Reporter):
     def day_done(self, result: DayResult) -> None:
         click.echo(day_line(result), err=result.status != "published")
 
+    def notice(self, message: str) -> None:
+        click.echo(message, err=True)
+
+    def planned(self, window: list[date], plans: list[Plan]) -> None:
+        """A catch-up's decision: each date to run with its reason, then one line for the window."""
+        for p in plans:
+            if p.run:
+                click.echo(f"{p.day}: to run: {p.reason}", err=True)
+        click.echo(plan_line(window, plans), err=True)
+
     def run_done(self, run: RunResult) -> None:
         """The last lines: the dates a stopped run left, then the summary."""
+        if run.skipped:
+            click.echo(f"{run.skipped}: this catch-up skips (the other run is publishing)", err=True)
+            return
+        if not run.dates:
+            return  # a catch-up with nothing to run said so in its plan line
         if run.days and run.days[-1].status == "stopped" and run.not_run:
             click.echo(f"stopping: the {run.not_run} later date(s) were not run", err=True)
         click.echo(summary_line(run))
@@ -62,6 +78,19 @@ def day_line(result: DayResult) -> str:
     else:
         reason = str(error)
     return f"{day}: failed: {reason}; the previous partition is left in place"
+
+
+def plan_line(window: list[date], plans: list[Plan]) -> str:
+    """What a catch-up found in its window.
+
+    >>> plans = [Plan(date(2016, 3, 1), True, "not published"), Plan(date(2016, 3, 2), False, "no input yet")]
+    >>> plan_line([date(2016, 3, 1), date(2016, 3, 2)], plans)
+    'catch-up 2016-03-01..2016-03-02: 1 to run, 0 up to date, 1 without input yet'
+    """
+    todo = sum(p.run for p in plans)
+    waiting = sum(p.reason == NO_INPUT_YET for p in plans)
+    span = f"{window[0]}..{window[-1]}" if window else "(no dates)"
+    return f"catch-up {span}: {todo} to run, {len(plans) - todo - waiting} up to date, {waiting} without input yet"
 
 
 def summary_line(run: RunResult) -> str:

@@ -41,6 +41,7 @@ from ..errors import CrashAggregatesError, ExitCode
 if TYPE_CHECKING:
     from ..config import Config
     from ..layout import Partition, Version
+    from ..lock import Lock
 
 
 class Backend(NamedTuple):
@@ -74,6 +75,8 @@ class Listed(NamedTuple):
     size: int
     etag: str | None
     head: bytes
+    #: Its modification time in nanoseconds, where the store has no ETag (``run --catch-up`` compares it).
+    mtime_ns: int | None = None
 
 
 class PartitionFolder(Protocol):
@@ -160,6 +163,12 @@ class Store(Protocol):
         """Delete the files of ``folder`` whose names match a glob ``pattern``."""
 
     # -- publishing
+
+    def lock(self, wait: bool, notice: WarnFn, warn: WarnFn, ttl: float, poll: float) -> Lock:
+        """Take the root's lock (``lock.py``): one run at a time publishes here.
+
+        Busy: wait (``notice`` hears who holds it), or raise ``lock.LockBusy``.
+        """
 
     def clean_staging(self, warn: WarnFn | None = None) -> list[str]:
         """Remove what dead runs left under the root; returns the names removed.

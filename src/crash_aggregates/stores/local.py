@@ -41,6 +41,7 @@ from . import Listed, WarnFn, is_hidden, pause_before_commit
 
 if TYPE_CHECKING:
     from ..layout import Version
+    from ..lock import Lock
 
 STAGING_PREFIX = ".staging-"
 #: Ending of a data file while its staging folder is written (not ``.parquet``: globs skip it).
@@ -81,8 +82,9 @@ class LocalStore:
                 if is_hidden(name):
                     continue
                 path = os.path.join(dirpath, name)
-                size = os.path.getsize(path)
-                files.append(Listed(path, size, None, _head(path, head) if size else b""))
+                st = os.stat(path)
+                size = st.st_size
+                files.append(Listed(path, size, None, _head(path, head) if size else b"", st.st_mtime_ns))
         return files
 
     def open(self, path: str, size: int, etag: str | None = None) -> IO[bytes]:
@@ -122,6 +124,11 @@ class LocalStore:
             old.unlink()
 
     # -- publishing
+
+    def lock(self, wait: bool, notice: WarnFn, warn: WarnFn, ttl: float, poll: float) -> Lock:
+        from ..lock import FileLock
+
+        return FileLock.take(self.root, wait, notice)
 
     def clean_staging(self, warn: WarnFn | None = None) -> list[str]:
         """The hidden staging folders that dead runs left."""

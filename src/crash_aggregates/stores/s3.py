@@ -83,6 +83,7 @@ from .s3_client import (
 if TYPE_CHECKING:
     from ..config import Config
     from ..layout import Version
+    from ..lock import Lock
 
 #: Data files of partitions not named by their _SUCCESS are removed at the
 #: start of a run once they are this old (the next run of the date removes
@@ -200,6 +201,11 @@ class S3Store:
                 fs.rm(old)
 
     # -- publishing
+
+    def lock(self, wait: bool, notice: WarnFn, warn: WarnFn, ttl: float, poll: float) -> Lock:
+        from .s3_lease import S3Lease
+
+        return S3Lease.take(self.root, wait, notice, ttl, poll, warn)
 
     def clean_staging(self, warn: WarnFn | None = None) -> list[str]:
         """Data files that no ``_SUCCESS`` names, once older than ``LEFTOVER_AGE``."""
