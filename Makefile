@@ -39,7 +39,7 @@ $(AIRFLOW_VENV)/bin/airflow:
 	$(AIRFLOW_VENV)/bin/pip install --quiet 'apache-airflow>=3.0,<4'
 
 test-airflow: $(AIRFLOW_VENV)/bin/airflow
-	AIRFLOW_HOME=$$(mktemp -d) $(AIRFLOW_VENV)/bin/python tests/airflow_dag_check.py deploy/airflow
+	AIRFLOW_HOME=$$(mktemp -d) $(AIRFLOW_VENV)/bin/python deploy/check_airflow_dag.py deploy/airflow
 
 lint: install
 	$(BIN)/ruff check .

@@ -165,7 +165,10 @@ def remember_and_notify(config: Config, evaluation: Evaluation, state_path, now:
         raise WatchError(str(e)) from None
     try:
         dispatch.record(db, evaluation.findings, now, stale_test(config, evaluation))
-        summary = [{"key": f.key, "state": f.state, "title": f.title} for f in evaluation.findings]
+        summary = [
+            {"key": f.key, "check": f.check, "rule": f.rule, "state": f.state, "title": f.title}
+            for f in evaluation.findings
+        ]
         with transaction(db):
             db.execute(
                 "INSERT INTO check_runs (at, as_of, data, firing, summary) VALUES (?, ?, ?, ?, ?)",
@@ -270,6 +273,42 @@ def backtest(config: Config, data: str, first: date, last: date, fmt: str, out=N
             f"of {len(days)} date(s)\n"
         )
     return ExitCode.FIRING if fired else ExitCode.OK
+
+
+def status(config: Config, state_path) -> dict | None:
+    """The watchdog as of the last ``check`` (for the dashboard's Data health view); None before any.
+
+    ``{"checked_at", "as_of", "firing": [finding as JSON, with "since"], "rules": [{"name", "OK",
+    "FIRING", "INSUFFICIENT"}], "checks": {check: {state: count}}}``. Reads the state file only if
+    it exists (a dashboard never creates one).
+    """
+    from pathlib import Path
+
+    if state_path is None or not Path(state_path).exists():
+        return None
+    db = open_state(state_path)
+    try:
+        last = db.execute("SELECT at, as_of, summary FROM check_runs ORDER BY id DESC LIMIT 1").fetchone()
+        if last is None:
+            return None
+        firing = [{**f.as_json(), "since": since} for f, since in dispatch.firing(db)]
+    finally:
+        db.close()
+    rules = {r.name: dict.fromkeys((OK, FIRING, INSUFFICIENT), 0) for r in config.watch.alerts}
+    checks: dict[str, dict[str, int]] = {}
+    for entry in json.loads(last["summary"]):
+        if entry.get("rule"):
+            rules.setdefault(entry["rule"], dict.fromkeys((OK, FIRING, INSUFFICIENT), 0))[entry["state"]] += 1
+        else:
+            counts = checks.setdefault(entry.get("check") or entry["key"].split(":")[0], {})
+            counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+    return {
+        "checked_at": last["at"],
+        "as_of": last["as_of"],
+        "firing": firing,
+        "rules": [{"name": name, **counts} for name, counts in rules.items()],
+        "checks": checks,
+    }
 
 
 def current_findings(config: Config, state_path) -> list[tuple[Finding, str]]:

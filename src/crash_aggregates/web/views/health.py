@@ -16,7 +16,9 @@ from .common import (
 def api_health(request: Request) -> Response:
     """``GET /api/health``: each published date's report counters, and the dates missing between them."""
     rows, missing = _health(request)
-    return JSONResponse({"dates": [r for r in rows if r is not None], "missing": missing})
+    return JSONResponse(
+        {"dates": [r for r in rows if r is not None], "missing": missing, "watchdog": _watchdog(request)}
+    )
 
 
 REPORT_KEYS = (
@@ -31,6 +33,18 @@ REPORT_KEYS = (
     "engine",
     "duration_seconds",
 )
+
+
+def _watchdog(request: Request) -> dict | None:
+    """What the last ``crash-aggregates check`` found (``watch.command.status``), if one ran with this config."""
+    from ...state import StateError, resolve_path
+    from ...watch.command import status
+
+    config = _app(request).config
+    try:
+        return status(config, resolve_path(None, config.state_path))
+    except StateError:
+        return None
 
 
 def _health(request: Request) -> tuple[list[dict | None], list[str]]:
@@ -83,4 +97,5 @@ def health(request: Request) -> Response:
         missing=missing,
         reasons=reasons,
         chart_data=chart,
+        watchdog=_watchdog(request),
     )

@@ -1,5 +1,8 @@
 """Load deploy/airflow with Airflow's own DagBag and check the DAGs (run by `make test-airflow`).
 
+It lives outside deploy/airflow, so that Airflow does not take it for a DAG
+file, and outside tests/, which pytest imports (Airflow is not installed there).
+
 Runs in a virtualenv of its own (Airflow's dependencies do not belong in the
 project's). Exits non-zero, saying why, if a DAG file does not import or the
 DAGs are not what the docs say; a broken copy must be caught too, so that
@@ -13,7 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from airflow.models.dagbag import DagBag
+try:  # Airflow 3.1+
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:
+    from airflow.models.dagbag import DagBag
 
 
 def load(folder: Path) -> DagBag:
@@ -41,9 +47,9 @@ def main(folder: str) -> int:
         if not load(Path(broken)).import_errors:
             problems.append("a broken copy of the DAG file loaded without an error: this check cannot fail")
     for p in problems:
-        print(f"airflow_dag_check: {p}", file=sys.stderr)
+        print(f"check_airflow_dag: {p}", file=sys.stderr)
     if not problems:
-        print(f"airflow_dag_check: {folder}: DAGs {sorted(bag.dag_ids)} load under Airflow, tasks as documented")
+        print(f"check_airflow_dag: {folder}: DAGs {sorted(bag.dag_ids)} load under Airflow, tasks as documented")
     return 1 if problems else 0
 
 
