@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from html import escape
 from urllib.parse import urlencode
 
-from .. import stats
+from .. import rates, stats
 from ..config import Config
 from ..errors import CrashAggregatesError, ExitCode
 from .findings import Finding
@@ -80,41 +80,19 @@ class Digest:
         return f"{self.dashboard.rstrip('/')}/{view}?{urlencode(query)}"
 
 
-def crash_stats(config: Config) -> list[str]:
-    """The stats that count crashes: every configured stat but the ping count and usage hours."""
-    return [s.name for s in config.stats if s.builtin not in ("ping_count", "usage_hours")]
-
-
-def exposure_stat(config: Config) -> str:
-    for s in config.stats:
-        if s.builtin == "usage_hours":
-            return s.name
-    raise ValueError('the configuration has no usage-hours stat (builtin = "usage_hours")')
-
-
-def query(names: list[str], start: date, end: date) -> tuple[str, list]:
-    """Per channel and submission date, the sums of ``names`` (bound parameters only)."""
-    sums = ", ".join(f"sum(CAST(stats[?] AS DOUBLE)) AS s{i}" for i in range(len(names)))
-    sql = (
-        f"SELECT dimensions[?] AS channel, submission_date AS day, {sums} FROM crash_aggregates "
-        "WHERE submission_date BETWEEN ? AND ? GROUP BY ALL"
-    )
-    return sql, ["channel", *names, start, end]
-
-
 def build(config: Config, conn, as_of: date, days: int, findings: list[tuple[Finding, str]]) -> Digest:
     """The digest's numbers, from one query."""
     end = as_of - timedelta(days=config.watch.watchdog.lag_days)
     start = end - timedelta(days=days - 1)
     before_start = start - timedelta(days=days)
-    crash = crash_stats(config)
-    exposure = exposure_stat(config)
-    sql, params = query([*crash, exposure], before_start, end)
+    crash = rates.crash_stats(config)
+    exposure = rates.exposure_stat(config)
+    question = rates.Question(stats=(*crash, exposure), start=before_start, end=end, by=("channel",), axis="submission")
     per_channel: dict[str, dict[date, list[float]]] = {}
-    for channel, day, *sums in conn.execute(sql, params).fetchall():
-        if channel is None:
-            continue
-        per_channel.setdefault(channel, {})[day] = [v or 0.0 for v in sums]
+    for answer in rates.ask(question, conn):
+        channel = answer.group[0]
+        if channel is not None:
+            per_channel.setdefault(channel, {})[date.fromisoformat(answer.day)] = [v or 0.0 for v in answer.sums]
     rows = []
     width = len(crash) + 1
     for channel, daily in per_channel.items():

@@ -24,9 +24,11 @@ is INSUFFICIENT and says so.
     the next ones look fine), worked out again until the firing set is
     stable, as the dashboard's Builds view does.
 
-The sums come from one SQL query per rule on the library's fenced
-connection (``crash_aggregates.sql.connect``), with every name and value a
-bound parameter.
+The sums come from one question per rule (``rates.Question``, as the
+dashboard asks them) on the library's fenced connection
+(``crash_aggregates.sql.connect``): every value a bound parameter, every
+name checked against the configuration, the flat sidecars read where they
+can be.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
-from .. import stats
+from .. import rates, stats
 from .findings import FIRING, INSUFFICIENT, OK, Finding
 from .settings import Alert
 
@@ -64,45 +66,30 @@ def window(rule: Alert, as_of: date, lag_days: int) -> tuple[date, date]:
     return end - timedelta(days=rule.days - 1), end
 
 
-def query(rule: Alert, start: date, end: date, baseline_start: date) -> tuple[str, list]:
-    """DuckDB SQL and its parameters: per group, the sums in the window and (``current`` false) before it.
+def question(rule: Alert, start: date, end: date, baseline_start: date) -> rates.Question:
+    """The rule's sums per group and submission date, from ``baseline_start`` to ``end`` (the dashboard's questions).
 
-    >>> sql, params = query(Alert("r", "main_crashes", where=(("channel", ("nightly",)),), by=("build_id",)),
-    ...                     date(2016, 3, 9), date(2016, 3, 15), date(2016, 3, 9))
-    >>> select, rest = sql.split(" FROM ")
-    >>> select.split(", ")  # doctest: +NORMALIZE_WHITESPACE
-    ['SELECT dimensions[?] AS g0', 'submission_date >= ? AS current', 'sum(CAST(stats[?] AS DOUBLE)) AS events',
-     'sum(CAST(stats[?] AS DOUBLE)) AS exposure']
-    >>> rest
-    'crash_aggregates WHERE submission_date BETWEEN ? AND ? AND dimensions[?] IN (?) GROUP BY ALL'
-    >>> params[:3]
-    ['build_id', datetime.date(2016, 3, 9), 'main_crashes']
+    >>> q = question(Alert("r", "main_crashes", where=(("channel", ("nightly", "aurora")),), by=("build_id",)),
+    ...              date(2016, 3, 9), date(2016, 3, 15), date(2016, 3, 6))
+    >>> q.stats, q.by, q.axis, q.start
+    (('main_crashes', 'usage_hours'), ('build_id',), 'submission', datetime.date(2016, 3, 6))
+    >>> q.where
+    (('channel', 'nightly'), ('channel', 'aurora'))
     """
-    select = [f"dimensions[?] AS g{i}" for i in range(len(rule.by))]
-    params: list = list(rule.by)
-    select.append("submission_date >= ? AS current")
-    params.append(start)
-    select += ["sum(CAST(stats[?] AS DOUBLE)) AS events", "sum(CAST(stats[?] AS DOUBLE)) AS exposure"]
-    params += [rule.stat, rule.exposure]
-    where = ["submission_date BETWEEN ? AND ?"]
-    params += [baseline_start, end]
-    for dimension, values in rule.where:
-        where.append(f"dimensions[?] IN ({', '.join('?' * len(values))})")
-        params += [dimension, *values]
-    sql = f"SELECT {', '.join(select)} FROM crash_aggregates WHERE {' AND '.join(where)} GROUP BY ALL"
-    return sql, params
+    where = tuple((dimension, value) for dimension, values in rule.where for value in values)
+    return rates.Question(
+        stats=(rule.stat, rule.exposure), start=baseline_start, end=end, by=rule.by, where=where, axis="submission"
+    )
 
 
 def sums(rule: Alert, conn, start: date, end: date) -> tuple[dict[tuple, Sums], dict[tuple, Sums]]:
     """``(now, before)``: each group's sums in the window, and in the baseline days before it."""
     before_days = rule.baseline.count if rule.baseline and rule.baseline.kind == "days" else 0
-    sql, params = query(rule, start, end, start - timedelta(days=before_days))
     now: dict[tuple, Sums] = {}
     before: dict[tuple, Sums] = {}
-    width = len(rule.by)
-    for row in conn.execute(sql, params).fetchall():
-        group, current, events, exposure = tuple(row[:width]), row[width], row[width + 1], row[width + 2]
-        (now if current else before).setdefault(group, Sums()).add(events, exposure)
+    for answer in rates.ask(question(rule, start, end, start - timedelta(days=before_days)), conn):
+        current = date.fromisoformat(answer.day) >= start
+        (now if current else before).setdefault(answer.group, Sums()).add(*answer.sums)
     return now, before
 
 
