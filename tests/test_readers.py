@@ -33,6 +33,7 @@ from helpers import (
 )
 
 from crash_aggregates import flat, storage
+from crash_aggregates.stores.local import STAGING_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +203,7 @@ def test_globs_count_once_while_the_job_writes_and_after_it_is_killed(published,
         while not list(root.glob(f".staging-*/{storage.REPORT}")):
             assert proc.poll() is None and time.monotonic() < deadline, "the run never reached its pause"
             time.sleep(0.1)
-        [staging] = [p for p in root.iterdir() if p.name.startswith(storage.STAGING_PREFIX)]  # not the .lock
+        [staging] = [p for p in root.iterdir() if p.name.startswith(STAGING_PREFIX)]  # not the .lock
         assert any(p.name.startswith("part-") for p in staging.iterdir())  # the new version is being written
         for state in ("while the job writes", "after it was killed"):
             for pattern in ("*/*.parquet", "**/*.parquet"):
