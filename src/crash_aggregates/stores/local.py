@@ -126,7 +126,7 @@ class LocalStore:
     # -- publishing
 
     def lock(self, wait: bool, notice: WarnFn, warn: WarnFn, ttl: float, poll: float) -> Lock:
-        from ..lock import FileLock
+        from .local_lock import FileLock
 
         return FileLock.take(self.root, wait, notice)
 

@@ -1,4 +1,23 @@
-"""The S3 store's lock: a lease object written with conditional writes (see ``lock.py`` for the protocol)."""
+"""The S3 store's lock: a lease object ``<root>/.lock`` written with conditional writes.
+
+S3 has no locks; a lease made with its conditional writes does the work:
+
+- take: ``PutObject`` with ``If-None-Match: *``, which the store accepts only
+  if ``.lock`` does not exist (else 412 PreconditionFailed);
+- keep: a thread rewrites the lease every ``ttl/3`` with ``If-Match: <its
+  ETag>``, so it stays valid while the run is alive; should that fail with
+  412 the lease was taken over, the run is told (:meth:`S3Lease.held`) and
+  publishes nothing more;
+- a lease not renewed for ``ttl`` seconds (its ``LastModified`` is older) was
+  left by a dead run: the next run takes it over with ``If-Match`` on the
+  stale lease's ETag, so of two runs doing so at once only one succeeds;
+- give back: ``DeleteObject`` with ``If-Match`` (never someone else's lease).
+
+This needs a store with conditional writes: AWS S3 (``If-None-Match`` since
+August 2024, ``If-Match`` since November 2024), MinIO, Cloudflare R2 and
+moto have them. The expiry compares the store's ``LastModified`` with this
+machine's clock, so clocks must agree to well within the TTL.
+"""
 
 from __future__ import annotations
 
