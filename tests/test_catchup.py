@@ -287,3 +287,64 @@ def catchup_report(s3, d: str) -> dict:
     from crash_aggregates.storage import read_report as read_published
 
     return read_published(s3.url("aggregates"), date.fromisoformat(d))
+
+
+def test_a_holder_is_gone_only_when_surely_dead_here():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid runs nothing now (until reused, which only makes it look alive)
+    me = lock.owner()
+    assert not lock.holder_is_gone({**me, "pid": os.getppid()})  # alive
+    assert lock.holder_is_gone({**me, "pid": child.pid})
+    assert not lock.holder_is_gone({**me, "pid": child.pid, "host": "another-host"})
+    assert not lock.holder_is_gone({**me, "pid": child.pid, "pid_namespace": 1})  # another container's pid
+    assert not lock.holder_is_gone({**me, "pid": child.pid, "boot_id": "before-a-reboot"})
+    assert not lock.holder_is_gone({"host": me["host"], "pid": child.pid})  # an older lock: not sure
+
+
+def test_s3_lease_of_a_killed_run_on_this_machine_is_taken_over_at_once(s3):
+    root = s3.url("aggregates")
+    holder = hold_lock(root, 600)
+    holder.kill()  # SIGKILL: no release, and the lease would last its TTL (15 minutes)
+    holder.wait()
+    notices = []
+    with lock.acquire(root, wait=False, notice=notices.append):
+        assert lease_body(s3, root)["pid"] == os.getpid()
+    assert notices == [
+        f"took over the lock on {root}, left by a run that no longer runs on this machine: pid {holder.pid} on "
+        + notices[0].split(f"pid {holder.pid} on ", 1)[1]
+    ]
+
+
+def test_s3_two_catch_ups_at_once_one_publishes_the_other_skips_and_a_run_waits(s3, tmp_path):
+    from crash_aggregates.stores import PAUSE_ENV
+
+    write_day(tmp_path / "in", day(2), pings(30, day(2)))
+    s3.upload(tmp_path / "in", "pings")
+    out = s3.url("aggregates")
+    catch_up_args = ["run", "--catch-up", "--since", day(2), "--input", s3.url("pings"), "--output", out]
+    run_args = ["run", "--input", s3.url("pings"), "--output", out, "--min-submission-date", day(2),
+                "--max-submission-date", day(2)]  # fmt: skip
+
+    def start(args, **env):
+        command = [sys.executable, "-m", "crash_aggregates.cli", *args]
+        return subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
+    # The first pauses just before its commit (_SUCCESS), holding the lease meanwhile.
+    first = start(catch_up_args, **{PAUSE_ENV: "10"})
+    deadline = time.monotonic() + 60
+    while lock.LOCK_NAME not in [k.rsplit("/", 1)[-1] for k in s3.keys("aggregates")]:
+        assert first.poll() is None and time.monotonic() < deadline, "the first catch-up never took the lock"
+        time.sleep(0.1)
+    second, waiting = start(catch_up_args), start(run_args)
+    results = {name: (p.wait(timeout=180), p.stderr.read()) for name, p in
+               [("first", first), ("second", second), ("waiting", waiting)]}  # fmt: skip
+    assert results["first"][0] == 0 and f"{day(2)}: to run: not published" in results["first"][1]
+    assert results["second"][0] == 0, results["second"][1]
+    assert f"another run holds the lock on {out} (pid {first.pid} on " in results["second"][1]
+    assert "this catch-up skips" in results["second"][1]
+    # The plain run waited for the lease, then published the date again.
+    assert results["waiting"][0] == 0 and "waiting for it" in results["waiting"][1], results["waiting"][1]
+    report = catchup_report(s3, day(2))
+    assert report["main_pings_processed"] + report["crash_pings_processed"] == 30
+    assert "0 to run, 1 up to date" in run_process(*catch_up_args).stderr

@@ -83,15 +83,55 @@ def acquire(
 
 
 def owner(ttl: float | None = None) -> dict:
+    """The holder's document: a token, who (host, pid, and where that pid means something), since when."""
     doc = {
         "token": uuid.uuid4().hex,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        **_process_space(),
     }
     if ttl is not None:
         doc["ttl_seconds"] = ttl
     return doc
+
+
+def _process_space() -> dict:
+    """What makes a pid unambiguous on Linux: the boot and the pid namespace (empty elsewhere)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return {}
+    return {"boot_id": boot, "pid_namespace": namespace}
+
+
+def holder_is_gone(holder: dict | None) -> bool:
+    """Whether the holder was a process of this machine, boot and pid namespace that no longer runs.
+
+    Such a lock was left by a killed run and can be taken over at once (the
+    S3 lease would otherwise wait for its TTL). Anything unsure (another
+    host, another container, no record of them, a pid now reused) is False.
+
+    >>> holder_is_gone({"host": "elsewhere", "pid": 1})
+    False
+    """
+    if not holder or holder.get("host") != socket.gethostname():
+        return False
+    space = _process_space()
+    if not space or any(holder.get(k) != v for k, v in space.items()):
+        return False
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's): alive
+        return False
+    return False
 
 
 def describe(root: str, holder: dict | None) -> str:
@@ -102,10 +142,13 @@ def describe(root: str, holder: dict | None) -> str:
     """
     if not holder:
         return f"another run holds the lock on {root}"
-    return (
-        f"another run holds the lock on {root} "
-        f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')})"
-    )
+    return f"another run holds the lock on {root} ({who(holder)})"
+
+
+def who(holder: dict | None) -> str:
+    """The holder in a few words: ``pid 7 on h, since 2016-03-16T01:00:00+00:00``."""
+    holder = holder or {}
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}"
 
 
 def parse(text: bytes | str) -> dict | None:
@@ -116,4 +159,15 @@ def parse(text: bytes | str) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-__all__ = ["LOCK_NAME", "Lock", "LockBusy", "LockError", "acquire", "describe", "owner", "parse"]
+__all__ = [
+    "LOCK_NAME",
+    "Lock",
+    "LockBusy",
+    "LockError",
+    "acquire",
+    "describe",
+    "holder_is_gone",
+    "owner",
+    "parse",
+    "who",
+]

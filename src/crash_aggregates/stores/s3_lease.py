@@ -10,7 +10,10 @@ S3 has no locks; a lease made with its conditional writes does the work:
   publishes nothing more;
 - a lease not renewed for ``ttl`` seconds (its ``LastModified`` is older) was
   left by a dead run: the next run takes it over with ``If-Match`` on the
-  stale lease's ETag, so of two runs doing so at once only one succeeds;
+  stale lease's ETag, so of two runs doing so at once only one succeeds; so
+  is at once a lease whose holder was a process of this same machine (host,
+  boot and pid namespace) that no longer runs (``lock.holder_is_gone``): a
+  run killed by hand or by cron's timeout does not hold up the next one;
 - give back: ``DeleteObject`` with ``If-Match`` (never someone else's lease).
 
 This needs a store with conditional writes: AWS S3 (``If-None-Match`` since
@@ -27,7 +30,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from .. import location
-from ..lock import LOCK_NAME, Lock, LockBusy, NoticeFn, describe, owner, parse
+from ..lock import LOCK_NAME, Lock, LockBusy, NoticeFn, describe, holder_is_gone, owner, parse, who
 from . import s3_client
 
 #: Error codes meaning "the condition did not hold": someone else's lease.
@@ -71,10 +74,12 @@ class S3Lease(Lock):
                     continue  # given back meanwhile: try again at once
                 # +1 s: LastModified comes in whole seconds.
                 stale_after = float((holder or {}).get("ttl_seconds") or ttl) + 1
-                if modified is not None and datetime.now(UTC) - modified > timedelta(seconds=stale_after):
+                lapsed = modified is not None and datetime.now(UTC) - modified > timedelta(seconds=stale_after)
+                if lapsed or holder_is_gone(holder):
+                    why = "stopped renewing it" if lapsed else "no longer runs on this machine"
                     try:  # a dead run's lease: take it over, unless another run just did
                         answer = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body, IfMatch=etag)
-                        notice(f"took over the lock on {root}, left by a run that stopped renewing it: {holder}")
+                        notice(f"took over the lock on {root}, left by a run that {why}: {who(holder)}")
                         return cls(url, doc, answer["ETag"], ttl, warn)
                     except s3_client.s3_failures() as e:
                         if _code(e) not in _CONFLICT_CODES and _code(e) != "NoSuchKey":
