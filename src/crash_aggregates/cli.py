@@ -130,7 +130,10 @@ def cli():
     aggregates (Presto SQL); `ddl` prints the table for Trino, Hive or Spark;
     `migrate` brings partitions of earlier versions to the current layout;
     `serve` shows crash rates in a browser (the dashboard); `users`, `queries`
-    and `state` manage its accounts, saved queries and state file.
+    and `state` manage its accounts, saved queries and state file. From cron,
+    `run --catch-up` runs whatever dates need it, `check` says when data is
+    missing or odd or a crash rate jumps (and notifies), and `report` emails
+    a digest.
     """
 
 
