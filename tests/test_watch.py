@@ -10,6 +10,7 @@ real SMTP server (aiosmtpd) and webhooks to a real HTTP server, both on
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import date
 
@@ -296,3 +297,30 @@ def test_as_of_evaluates_a_past_day(dataset, tmp_path):
     assert firing(result) == EXPECTED - {"quality:2016-03-14:malformed_json"}
     assert json.loads(result.stdout)["as_of"] == "2016-03-14"
     assert date.fromisoformat(json.loads(result.stdout)["as_of"]) == date(2016, 3, 14)
+
+
+def test_data_that_cannot_be_read_is_told_once_and_its_recovery_too(s3, dataset, tmp_path):
+    from helpers import run_process
+    from s3server import free_port
+
+    s3.upload(dataset, "aggregates")
+    with SmtpServer() as smtp:
+        config = watchdata.write_config(tmp_path / "config.toml", destinations(smtp))
+        args = ["check", "--data", s3.url("aggregates"), "--config", config, "--state", tmp_path / "state.sqlite3",
+                "--as-of", AS_OF]  # fmt: skip
+        assert run_process(*args).returncode == 1  # the planted problems
+        told = len(smtp.received)
+        # The store stops answering (here: nothing listens at its endpoint any more).
+        down = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+        first = run_process(*args, env=down)
+        assert first.returncode == 1
+        assert f"FIRING        data     the aggregates at {s3.url('aggregates')} cannot be read: " in first.stdout
+        [mail] = smtp.received[told:]
+        assert mail.message["Subject"] == f"[crash-aggregates] FIRING: the aggregates at {s3.url('aggregates')} " \
+                                          "cannot be read"  # fmt: skip
+        assert run_process(*args, env=down).returncode == 1 and len(smtp.received) == told + 1  # told once
+        back = run_process(*args)
+        assert back.returncode == 1  # the planted problems, as before: not told again
+        [resolved] = smtp.received[told + 1 :]
+        subject = f"[crash-aggregates] RESOLVED: the aggregates at {s3.url('aggregates')} can be read"
+        assert resolved.message["Subject"] == subject

@@ -82,7 +82,8 @@ def missing(dates: list[date], reports: dict, first: date | None, last: date | N
             Finding("missing", "missing:all", FIRING, "no published partition at all",
                     f"nothing published, expected up to {dates[-1]}", 1.0, {"expected": dates[-1].isoformat()})
         ]  # fmt: skip
-    found = []
+    # Once something is published, "nothing at all" is resolved (and said so).
+    found = [Finding("missing", "missing:all", OK, f"partitions are published (from {first})", "", 0.0, {})]
     for day in dates:
         if day < first:
             continue

@@ -77,6 +77,26 @@ def evaluate(config: Config, data: str, as_of: date, data_checks: bool = True) -
     return result
 
 
+#: The finding of the data as a whole: it can be read, or not (an unreachable store, no permission).
+READABLE = "data:readable"
+
+
+def evaluate_readable(config: Config, data: str, as_of: date) -> Evaluation:
+    """:func:`evaluate`, where data that cannot be read is itself a finding, told (and resolved) like the others.
+
+    The findings of the other checks and rules, not evaluated then, stay as they were.
+    """
+    link = health_link(config)
+    try:
+        result = evaluate(config, data, as_of)
+    except WatchError as e:
+        title = f"the aggregates at {data} cannot be read"
+        return Evaluation(as_of, [Finding("data", READABLE, FIRING, title, str(e), 1.0, {}, link)], scopes=[READABLE])
+    result.findings.insert(0, Finding("data", READABLE, OK, f"the aggregates at {data} can be read", "", 0.0, {}, link))
+    result.scopes.append(READABLE)
+    return result
+
+
 def _first_line(e: Exception) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -222,7 +242,7 @@ def check(
     """``crash-aggregates check``: returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     today, now = clock(as_of)
-    evaluation = evaluate(config, data, today)
+    evaluation = evaluate_readable(config, data, today)
     print_findings(evaluation, fmt, out)
     for error in evaluation.errors:
         err.write(f"error: {error}\n")
