@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import configparser
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -44,8 +45,9 @@ def parse(command: str) -> click.Context:
 
 
 def commands_in(shell: str) -> list[str]:
-    """The crash-aggregates commands of a shell line (``a; b``, ``a && b``), without shell tests."""
-    parts = [p.strip() for chunk in shell.split(";") for p in chunk.split("&&")]
+    """The crash-aggregates commands of a shell line (``a; b``, ``a && b``, ``a || b``), without redirections."""
+    parts = [p.strip() for chunk in shell.split(";") for q in chunk.split("&&") for p in q.split("||")]
+    parts = [re.sub(r"\s*\d*>>?\s*(&\d|\"[^\"]*\"|\S+)", "", p) for p in parts]
     return [p for p in parts if p and "crash-aggregates" in p.split()[0]]
 
 
@@ -221,26 +223,46 @@ def run_shell(line: str, env: dict) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_the_cron_line_keeps_the_dataset_current_and_tells_once(site):
-    env = {**os.environ, **crontab_environment()}
+    env = {**os.environ, **crontab_environment(), "HOME": str(site / "home")}
+    (site / "home").mkdir()
+    log = site / "home" / "crash-aggregates.log"
+
+    def logged() -> str:
+        """What the commands printed since the last look (the log file)."""
+        text = log.read_text()
+        log.write_text("")
+        return text
+
     with SmtpServer() as smtp:
         env["CRASH_AGGREGATES_CONFIG"] = str(config_for(site, smtp))
         env["PATH"] = f"{BIN}:{env['PATH']}"
         [(_, hourly), _] = crontab_lines()
         first = run_shell(hourly, env)
+        # Cron mails what a job prints: nothing, as long as the commands can work.
+        assert (first.stdout, first.stderr) == ("", "")
         published = sorted(p.name for p in (site / "aggregates").glob("submission_date=*"))
-        assert published == [f"submission_date={day(n)}" for n in (4, 3, 1)], first.stderr
-        assert f"submission date {day(2)} is not published" in first.stdout
+        first_log = logged()
+        assert published == [f"submission_date={day(n)}" for n in (4, 3, 1)], first_log
+        assert f"submission date {day(2)} is not published" in first_log
         [mail] = smtp.received
         assert mail.message["Subject"] == f"[crash-aggregates] FIRING: submission date {day(2)} is not published"
 
         second = run_shell(hourly, env)  # an hour later, nothing new: nothing runs, nothing is sent
-        assert "0 to run, 3 up to date" in second.stderr and len(smtp.received) == 1
+        assert (second.stdout, second.stderr) == ("", "")
+        assert "0 to run, 3 up to date" in logged() and len(smtp.received) == 1
 
         write_day(site / "pings", day(2), pings(40, day(2)))  # the missing day arrives late
         third = run_shell(hourly, env)
-        assert f"{day(2)}: to run: not published" in third.stderr
+        assert (third.stdout, third.stderr) == ("", "")
+        assert f"{day(2)}: to run: not published" in logged()
         assert len(smtp.received) == 2
         assert smtp.received[1].message["Subject"] == f"[crash-aggregates] RESOLVED: {day(2)} is published"
+
+        # A check that cannot work at all (here a broken config) is what cron mails.
+        (site / "config.toml").write_text("[notify.email]\nsmtp_port = 'x'\n")
+        broken = run_shell(hourly, env)
+        assert broken.stdout == f"crash-aggregates check failed: see {site / 'home'}/crash-aggregates.log\n"
+        assert "error" in logged().lower() and len(smtp.received) == 2
 
 
 @pytest.mark.slow
@@ -262,3 +284,84 @@ def test_the_state_default_under_systemd_is_the_state_directory(tmp_path, monkey
 
     monkeypatch.setenv("XDG_DATA_HOME", "/var/lib")  # as the unit sets it
     assert resolve_path(None, None) == Path("/var/lib/crash-aggregates/state.sqlite3")
+
+
+@pytest.mark.slow
+def test_from_cron_the_demo_stays_current_and_the_inbox_gets_one_email_per_problem(tmp_path):
+    """Issue 13's "done when", day by day on the demo's pings (``generate``), each day arriving after midnight.
+
+    The planted nightly regression (``synth.regression_build_id``) is in the
+    data from the first day; 2016-03-09 arrives a day late. Expected, by
+    construction: one email for the regression, one for the missing day, one
+    when it is published; and nothing on the days when nothing changed.
+    """
+    from datetime import date, timedelta
+
+    from crash_aggregates import synth
+
+    first, last, late = date(2016, 3, 6), date(2016, 3, 11), date(2016, 3, 9)
+    everything = tmp_path / "generated"
+    generated = subprocess.run(
+        [str(BIN / "crash-aggregates"), "generate", "--output", str(everything), "--pings-per-day", "10000",
+         "--min-submission-date", str(first), "--max-submission-date", str(last), "--seed", "1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    regression = synth.regression_build_id([first + timedelta(days=i) for i in range((last - first).days + 1)])
+    with SmtpServer() as smtp:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""
+[data]
+input = "{tmp_path / "pings"}"
+output = "{tmp_path / "aggregates"}"
+[state]
+path = "{tmp_path / "state.sqlite3"}"
+[dashboard]
+url = "https://crash-dashboard.example.org"
+[notify.email]
+smtp_host = "127.0.0.1"
+smtp_port = {smtp.port}
+tls = "none"
+sender = "crash-aggregates@example.org"
+to = ["stability@example.org"]
+
+[[alerts]]
+name = "nightly main crash regression"
+stat = "main_crashes"
+where = {{ channel = "nightly" }}
+by = "build_id"
+relative = 1.25
+baseline = "previous 3 builds"
+alpha = 0.01
+min_usage_hours = 300
+"""
+        )
+        env = {**os.environ, "CRASH_AGGREGATES_CONFIG": str(config), "PATH": f"{BIN}:{os.environ['PATH']}"}
+        mail_by_day = {}
+        today = first + timedelta(days=1)
+        while today <= last + timedelta(days=1):
+            arriving = [today - timedelta(days=1)] if today - timedelta(days=1) != late else []
+            arriving += [late] if today == late + timedelta(days=2) else []
+            for d in arriving:
+                if d <= last:
+                    shutil.copytree(everything / f"submission_date={d}", tmp_path / "pings" / f"submission_date={d}")
+            before = len(smtp.received)
+            # The crontab's line, with the demo's dates: --since its first, --as-of the simulated day.
+            line = f"crash-aggregates run --catch-up --since {first}; crash-aggregates check --as-of {today}"
+            result = run_shell(line, env)
+            assert result.returncode in (0, 1), result.stderr
+            mail_by_day[str(today)] = [m.message["Subject"] for m in smtp.received[before:]]
+            today += timedelta(days=1)
+        published = sorted(p.name for p in (tmp_path / "aggregates").glob("submission_date=*"))
+        assert published == [f"submission_date={first + timedelta(days=i)}" for i in range(6)]
+
+    subjects = [s for day_subjects in mail_by_day.values() for s in day_subjects]
+    assert len(subjects) == 3, mail_by_day
+    assert subjects[0].startswith(
+        f"[crash-aggregates] FIRING: nightly main crash regression [build_id={regression}]: main_crashes "
+    )
+    assert mail_by_day["2016-03-10"] == ["[crash-aggregates] FIRING: submission date 2016-03-09 is not published"]
+    assert mail_by_day["2016-03-11"] == ["[crash-aggregates] RESOLVED: 2016-03-09 is published"]
+    # The regression is told as soon as a day of data shows it (the first or second day), and never again.
+    assert subjects[0] in mail_by_day["2016-03-07"] + mail_by_day["2016-03-08"]
