@@ -138,17 +138,19 @@ def test_catch_up_usage_errors(tmp_path, args, message):
 
 HOLDER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from crash_aggregates import lock
     with lock.acquire(sys.argv[1]):
         print("held", flush=True)
-        time.sleep(float(sys.argv[2]))
+        sys.stdin.read()  # until the test closes our stdin (or kills us)
     """
 )
 
 
-def hold_lock(root, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), str(seconds)], stdout=subprocess.PIPE, text=True)
+def hold_lock(root) -> subprocess.Popen:
+    """A process holding the lock of ``root`` until its stdin is closed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -156,7 +158,7 @@ def hold_lock(root, seconds: float) -> subprocess.Popen:
 def test_a_catch_up_skips_while_another_run_holds_the_lock_and_a_run_waits(tmp_path):
     inp, out = tmp_path / "in", tmp_path / "out"
     write_day(inp, day(2), pings(8, day(2)))
-    holder = hold_lock(out, 60)
+    holder = hold_lock(out)
     try:
         skipped = run_process("run", "--catch-up", "--since", day(2), "--input", inp, "--output", out)
         assert skipped.returncode == 0, skipped.stderr
@@ -170,14 +172,19 @@ def test_a_catch_up_skips_while_another_run_holds_the_lock_and_a_run_waits(tmp_p
     assert run_process("run", "--catch-up", "--since", day(2), "--input", inp, "--output", out).returncode == 0
     assert total_pings(out, day(2)) == 8
 
-    holder = hold_lock(out, 2)
-    started = time.monotonic()
-    waited = run_process("run", "--input", inp, "--output", out, "--min-submission-date", day(2),
-                         "--max-submission-date", day(2))  # fmt: skip
+    holder = hold_lock(out)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "crash_aggregates.cli", "run", "--input", inp, "--output", out,
+         "--min-submission-date", day(2), "--max-submission-date", day(2)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # It says once whom it waits for, and waits (however slow the machine) until the holder lets go.
+    assert "waiting for it" in waiting.stderr.readline()
+    assert waiting.poll() is None
+    holder.stdin.close()
     holder.wait()
-    assert waited.returncode == 0, waited.stderr
-    assert "waiting for it" in waited.stderr and f"{day(2)}: main" in waited.stdout
-    assert time.monotonic() - started >= 1.0
+    assert waiting.wait(timeout=120) == 0, waiting.stderr.read()
+    assert f"{day(2)}: main" in waiting.stdout.read()
 
 
 def test_local_lock_excludes_and_says_who(tmp_path):
@@ -303,7 +310,7 @@ def test_a_holder_is_gone_only_when_surely_dead_here():
 
 def test_s3_lease_of_a_killed_run_on_this_machine_is_taken_over_at_once(s3):
     root = s3.url("aggregates")
-    holder = hold_lock(root, 600)
+    holder = hold_lock(root)
     holder.kill()  # SIGKILL: no release, and the lease would last its TTL (15 minutes)
     holder.wait()
     notices = []
@@ -315,6 +322,7 @@ def test_s3_lease_of_a_killed_run_on_this_machine_is_taken_over_at_once(s3):
     ]
 
 
+@pytest.mark.slow
 def test_s3_two_catch_ups_at_once_one_publishes_the_other_skips_and_a_run_waits(s3, tmp_path):
     from crash_aggregates.stores import PAUSE_ENV
 
@@ -330,8 +338,9 @@ def test_s3_two_catch_ups_at_once_one_publishes_the_other_skips_and_a_run_waits(
         return subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)  # fmt: skip
 
-    # The first pauses just before its commit (_SUCCESS), holding the lease meanwhile.
-    first = start(catch_up_args, **{PAUSE_ENV: "10"})
+    # The first pauses just before its commit (_SUCCESS), holding the lease meanwhile: long
+    # enough for the others to start and look, even on a busy machine.
+    first = start(catch_up_args, **{PAUSE_ENV: "30"})
     deadline = time.monotonic() + 60
     while lock.LOCK_NAME not in [k.rsplit("/", 1)[-1] for k in s3.keys("aggregates")]:
         assert first.poll() is None and time.monotonic() < deadline, "the first catch-up never took the lock"
