@@ -123,6 +123,8 @@ def run_job(
     reporter = reporter or Reporter()
     started = time.perf_counter()
     chosen = engines.get(engine)
+    # Before the lock, which creates a local output's folder: an engine that cannot run here leaves nothing.
+    workers = chosen.start(workers=workers, master=spark_master)
     stores.configure(config)
     try:
         held = lock.acquire(output_path, wait=not catch_up, notice=reporter.notice, warn=reporter.warning)
@@ -138,8 +140,6 @@ def run_job(
             dates = [p.day for p in plans if p.run]
             if not dates:
                 return RunResult([], [], time.perf_counter() - started)
-        # Started only once there is work: an hourly catch-up with nothing to do starts no Spark.
-        workers = chosen.start(workers=workers, master=spark_master)
         days = []
         for day in dates:
             result = run_day(config, input_path, output_path, day, chosen, workers, allow_corrupt, reporter, held)
