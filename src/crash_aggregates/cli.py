@@ -547,11 +547,12 @@ def migrate_cmd(data_path, config_path, dry_run):
     "(e.g. X-Forwarded-User). Off by default; only when nothing but the proxy can reach the server.",
 )
 def serve_cmd(data_path, host, port, config_path, state_path, trust_user_header):
-    """Serve the dashboard: crash rates in a browser, with exact intervals.
+    """Serve the dashboard and SQL console: crash rates in a browser, with exact intervals.
 
-    Overview, Explore, Builds, Compare and Data health pages, and a JSON API
-    under /api/ (rates, health), over the published partitions, read as the
-    sql command reads them. Prints the URL to open; Ctrl-C stops it.
+    Overview, Explore, Builds, Compare and Data health pages; a SQL console with
+    saved queries and dashboards (kept in the state file); a JSON API under /api/
+    (rates, health, sql, queries, dashboards). Over the published partitions,
+    read as the sql command reads them. Prints the URL to open; Ctrl-C stops it.
     """
     config = load_config_or_fail(config_path)
     data_path = data_path or config.output
