@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test test-fast test-airflow lint format demo dashboard screenshots chromium vendor-chartjs vendor-codemirror bench docs clean
+.PHONY: install test test-fast test-airflow lint format demo dashboard screenshots chromium vendor-chartjs vendor-codemirror bench bench-long-line docs clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,12 @@ $(BIN)/mkdocs: $(BIN)/crash-aggregates pyproject.toml
 
 docs: $(BIN)/mkdocs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build $(DOCS_FLAGS)
+
+# Peak memory of `run` on a day holding one 3 GiB line (issue 14), against the 300 MB target.
+# LONG_LINE_ARGS: e.g. --compression zstd, --compression none, --engines embedded,spark
+bench-long-line: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.long_line $(LONG_LINE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(DEMO) site build dist src/*.egg-info src/crash_aggregates/*.so

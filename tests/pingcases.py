@@ -57,6 +57,7 @@ STAT_COLUMNS = [c for s in STATS for c in ((s,) if s == "ping_count" else (s, s 
 
 #: SPEC section 2's table, in order.
 REASONS = [
+    "oversized",
     "malformed_json",
     "other_doc_type",
     "content_crash",

@@ -294,8 +294,8 @@ def test_plain_file_truncated_while_read_fails_the_date(tmp_path, monkeypatch):
     before = read_partition(tmp_path / "out", DAY)
     mapped = sources._mapped_batches
 
-    def truncated_after_one_batch(split, progress):
-        for i, batch in enumerate(mapped(split, progress)):
+    def truncated_after_one_batch(split, progress, max_line):
+        for i, batch in enumerate(mapped(split, progress, max_line)):
             yield batch
             if i == 0:  # the next batch is read from pages the file no longer has
                 faulthandler.disable()  # in this worker: its SIGBUS is expected, no dump on the test's output

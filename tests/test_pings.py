@@ -621,6 +621,7 @@ def test_counters_per_doc_type(tier):
     assert counters["main_pings_ignored"] == 7
     assert counters["crash_pings_ignored"] == 2
     assert counters["ignored_by_reason"] == {
+        "oversized": 0,
         "malformed_json": 3,
         "other_doc_type": 2,
         "content_crash": 1,
@@ -1036,6 +1037,8 @@ def test_subsession_length(line, expected, tier):
 
 # -- 2. precedence -------------------------------------------------------------------------
 
+# ``oversized``, first of all, is the readers' (test_oversized.py); the rest are PingRules'.
+RULE_REASONS = REASONS[1:]
 DEFECTS = {
     "malformed_json": {"zz": Raw("NaN")},
     "other_doc_type": {"meta.docType": "event"},
@@ -1045,7 +1048,7 @@ DEFECTS = {
     "invalid_build_id": {BUILD_ID: "2016"},
     "invalid_subsession_length": {LENGTH: "7200"},
 }
-assert list(DEFECTS) == REASONS
+assert list(DEFECTS) == RULE_REASONS
 
 
 def _applicable(base_name: str, reason: str) -> bool:
@@ -1070,25 +1073,25 @@ def _expected(base_name: str, reason: str) -> Ignored:
 PAIRS = [
     pytest.param(_with_defects(base, (first, second)), _expected(base, first), id=f"{base}-{first}-beats-{second}")
     for base in ("main", "crash")
-    for i, first in enumerate(REASONS)
-    for second in REASONS[i + 1 :]
+    for i, first in enumerate(RULE_REASONS)
+    for second in RULE_REASONS[i + 1 :]
     if _applicable(base, first) and _applicable(base, second)
 ]
 SINGLES = [
     pytest.param(_with_defects(base, (reason,)), _expected(base, reason), id=f"{base}-only-{reason}")
     for base in ("main", "crash")
-    for reason in REASONS
+    for reason in RULE_REASONS
     if _applicable(base, reason)
 ]
 CASCADE = [
     pytest.param(
-        _with_defects(base, [r for r in REASONS[i:] if _applicable(base, r)]),
-        _expected(base, REASONS[i]),
-        id=f"{base}-all-from-{REASONS[i]}",
+        _with_defects(base, [r for r in RULE_REASONS[i:] if _applicable(base, r)]),
+        _expected(base, RULE_REASONS[i]),
+        id=f"{base}-all-from-{RULE_REASONS[i]}",
     )
     for base in ("main", "crash")
-    for i in range(len(REASONS))
-    if _applicable(base, REASONS[i])
+    for i in range(len(RULE_REASONS))
+    if _applicable(base, RULE_REASONS[i])
 ]
 
 

@@ -826,3 +826,28 @@ def test_migrate_on_s3_without_permission_changes_nothing(s3, tmp_path, monkeypa
     ]
     assert s3.keys("aggregates") == keys
     assert same_totals(sql_totals(root), expected)
+
+
+def test_oversized_lines_in_s3_objects_as_in_local_files(s3, tmp_path, monkeypatch):
+    """Long lines in ranged plain objects, gzip and zstd: skipped, counted and located as in local files."""
+    monkeypatch.setattr("crash_aggregates.sources.SPLIT_BYTES", 4096)  # ranges cut through the long lines
+    long = [json.dumps({**ping(n), "pad": "x" * (3000 * (n % 4))}).encode() for n in range(1, 13)]
+    lines = [json.dumps(ping(n)).encode() for n in range(40)]
+    day = lines[:10] + long[:4] + lines[10:20] + long[4:8] + lines[20:] + long[8:]
+    write_day(tmp_path / "in", DAY, day, "a.ndjson")
+    write_day(tmp_path / "in", DAY, day, "b.ndjson.gz", compression="gzip")
+    write_day(tmp_path / "in", DAY, day, "c.ndjson.zst", compression="zstd")
+    s3.upload(tmp_path / "in", "in")
+    args = ("--max-line-size", "2KiB", "--workers", "2", *DATES)
+    assert run("run", "--input", tmp_path / "in", "--output", tmp_path / "out", *args).exit_code == 0
+    result = run("run", "--input", s3.url("in"), "--output", s3.url("out"), *args)
+    assert result.exit_code == 0, result.output
+    local, remote = read_report(tmp_path / "out", DAY), storage.read_report(s3.url("out"), date(2016, 3, 5))
+    assert counters(remote) == counters(local)
+    too_long = sum(len(line) > 2048 for line in day)
+    assert too_long == 9 and remote["ignored_by_reason"]["oversized"] == 3 * too_long
+    assert [(location.name(e["path"]), e["offset"], e["length"]) for e in remote["oversized_lines"]] == [
+        (Path(e["path"]).name, e["offset"], e["length"]) for e in local["oversized_lines"]
+    ]
+    assert all(e["path"].startswith(s3.url("in")) for e in remote["oversized_lines"])
+    assert s3_rows(s3.url("out")) == read_partition(tmp_path / "out", DAY)

@@ -47,7 +47,7 @@ def test_lines_are_cut_alike_whatever_the_block_size(tmp_path, monkeypatch, seed
     splits = plan_splits([file], rng.choice([1, 50, 999, 1 << 20]))
     got = []
     for split in splits:
-        batches = read_batches(split) if reader == "read_batches" else sources._plain_batches(split, None)
+        batches = read_batches(split) if reader == "read_batches" else sources._plain_batches(split, None, 1 << 20)
         for batch in batches:
             got.extend(bytes(line) for line in batch.lines)
             assert not batch.ascii or all(bytes(line).isascii() for line in batch.lines)

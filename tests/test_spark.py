@@ -211,10 +211,32 @@ def bad_lines(rng: random.Random, day: str) -> list:
     ]
 
 
+#: The engines run with this limit (``--max-line-size``): the corpus has lines at
+#: it and over it, several times longer than the byte ranges (``SPLIT_BYTES``).
+MAX_LINE = ("--max-line-size", "32KiB")
+MAX_LINE_BYTES = 32 << 10
+
+
+def padded(doc: dict, length: int) -> bytes:
+    """``doc`` as JSON of exactly ``length`` bytes (a "pad" field makes up the difference)."""
+    text = json.dumps({**doc, "pad": ""}).encode()
+    return json.dumps({**doc, "pad": "p" * (length - len(text))}).encode()
+
+
+def long_lines(rng: random.Random, day: str) -> list:
+    """Lines at the limit (processed) and over it (oversized: ignored, counted as main pings)."""
+    return [
+        padded(ping(rng, day, "main"), MAX_LINE_BYTES),
+        padded(ping(rng, day, "crash"), MAX_LINE_BYTES + 1),
+        padded(ping(rng, day, "main"), 3 * MAX_LINE_BYTES),
+        b"{not json " + b"x" * MAX_LINE_BYTES,
+    ]
+
+
 def lines_for(day: str, n: int, seed: int) -> list:
     rng = random.Random(seed)
     lines = [ping(rng, day, "crash" if rng.random() < 0.2 else "main") for _ in range(n)]
-    bad = bad_lines(rng, day)
+    bad = bad_lines(rng, day) + long_lines(rng, day)
     for line in bad:  # scattered, so that byte ranges cut through all kinds
         lines.insert(rng.randrange(len(lines) + 1), line)
     return lines
@@ -265,7 +287,7 @@ def embedded_out(corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("embedded") / "out"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("crash_aggregates.sources.SPLIT_BYTES", SPLIT_BYTES)
-        result = run_engine(corpus, out, "--workers", "2")
+        result = run_engine(corpus, out, "--workers", "2", *MAX_LINE)
     assert result.exit_code == 0, result.output
     return out
 
@@ -275,7 +297,7 @@ def spark_out(spark, corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("spark") / "out"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("crash_aggregates.sources.SPLIT_BYTES", SPLIT_BYTES)
-        result = run_engine(corpus, out, "--engine", "spark")
+        result = run_engine(corpus, out, "--engine", "spark", *MAX_LINE)
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     return out
@@ -291,6 +313,10 @@ def assert_same_partition(got: dict, expected: dict) -> None:
 
 def assert_same_reports(got: dict, expected: dict) -> None:
     assert {k: got[k] for k in REPORT_COUNTERS} == {k: expected[k] for k in REPORT_COUNTERS}
+    # Where the oversized lines were; the paths as each run was given them (relative or not).
+    assert [{**e, "path": Path(e["path"]).name} for e in got["oversized_lines"]] == [
+        {**e, "path": Path(e["path"]).name} for e in expected["oversized_lines"]
+    ]
 
 
 # -- the engines agree ---------------------------------------------------------------
@@ -335,6 +361,34 @@ def test_spark_partitions_equal_embedded(spark_out, embedded_out):
     assert sorted(p.name for p in spark_out.iterdir()) == [f"submission_date={d}" for d in DAYS]
 
 
+def test_oversized_lines_counted_and_located_alike(corpus, spark_out, embedded_out):
+    """Both engines count every non-blank line once and find each oversized line where it is."""
+    from crash_aggregates.sources import list_input
+
+    for day in DAYS:
+        files = list_input(corpus, date.fromisoformat(day))
+        where, non_blank = [], 0
+        for f in files:
+            data = gzip.decompress(Path(f.path).read_bytes()) if f.compression == "gzip" else None
+            if f.compression == "zstd":
+                import zstandard
+
+                data = zstandard.ZstdDecompressor().decompressobj().decompress(Path(f.path).read_bytes())
+            data = Path(f.path).read_bytes() if data is None else data
+            offset = 0
+            for line in data.split(b"\n")[:-1]:
+                non_blank += bool(line.strip())
+                if len(line) > MAX_LINE_BYTES:
+                    where.append({"path": f.path, "offset": offset, "length": len(line)})
+                offset += len(line) + 1
+        for out in (embedded_out, spark_out):
+            report = read_report(out, day)
+            assert report["oversized_lines"] == sorted(where, key=lambda e: (e["path"], e["offset"]))
+            assert report["ignored_by_reason"]["oversized"] == len(where) > 0
+            counted = sum(report[f"{t}_pings_{s}"] for t in ("main", "crash") for s in ("processed", "ignored"))
+            assert counted == non_blank
+
+
 def test_progress_from_accumulators(spark, corpus):
     """The live progress (accumulators) sees every byte and every counted line once."""
     from crash_aggregates.config import default_config
@@ -363,7 +417,7 @@ def test_corrupt_input_same_message_and_same_salvage(spark, tmp_path):
     day = DAYS[0]
     broken = _truncated_gzip_day(tmp_path / "in", day)
     args = ["run", "--input", tmp_path / "in", "--min-submission-date", day, "--max-submission-date", day]
-    engines = {"embedded": ["--workers", "1"], "spark": ["--engine", "spark"]}
+    engines = {"embedded": ["--workers", "1", *MAX_LINE], "spark": ["--engine", "spark", *MAX_LINE]}
     messages = {}
     for engine, options in engines.items():
         result = run(*args, "--output", tmp_path / engine, *options)
@@ -447,6 +501,7 @@ def test_spark_submit_with_py_files(spark, corpus, embedded_out, tmp_path):
             DAYS[0],
             "--max-submission-date",
             DAYS[-1],
+            *MAX_LINE,
         ],
         capture_output=True,
         text=True,

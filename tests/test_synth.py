@@ -21,7 +21,7 @@ from helpers import SHARED
 
 from crash_aggregates.cli import cli
 from crash_aggregates.config import default_config
-from crash_aggregates.pings import REASONS, PingRules
+from crash_aggregates.pings import RULE_REASONS, PingRules
 from crash_aggregates.synth import BAD_KINDS, CHANNELS, builds, generate, regression_build_id
 
 DAYS = [date(2016, 3, 9), date(2016, 3, 10)]
@@ -114,7 +114,7 @@ def test_summary_counts_lines(small):
         assert sum(len(line) + 1 for line in lines) == by_day.uncompressed_bytes
         total_blank += blank
     assert summary.pings == 6000 and summary.blank_lines == total_blank
-    assert summary.bad == {r: sum(s.bad[r] for s in summary.by_day.values()) for r in REASONS}
+    assert summary.bad == {r: sum(s.bad[r] for s in summary.by_day.values()) for r in RULE_REASONS}
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
@@ -222,7 +222,7 @@ def test_ignore_reasons_match_the_summary(small):
         reasons = Counter(o.reason for o in outcomes if o.reason)
         by_day = summary.by_day[day]
         assert reasons == Counter({r: n for r, n in by_day.bad.items() if n})
-        assert set(reasons) == set(REASONS)  # every kind, every day
+        assert set(reasons) == set(RULE_REASONS)  # every kind, every day
         assert 0.015 <= sum(reasons.values()) / len(outcomes) <= 0.03
         assert by_day.crash_pings == sum(o.is_crash for o in outcomes)
         assert by_day.crash_ignored == sum(o.is_crash and o.reason is not None for o in outcomes)

@@ -26,7 +26,11 @@ from .pings import REASONS, PingRules
 
 if TYPE_CHECKING:
     from .config import Config
-    from .sources import LineBatch
+    from .sources import LineBatch, Oversized
+
+#: How many oversized lines a report locates: the first ones in (path, offset)
+#: order, whatever the engine or the order its partials merge in. All are counted.
+MAX_OVERSIZED_LISTED = 100
 
 
 class DayAggregate:
@@ -42,6 +46,7 @@ class DayAggregate:
         self.processed = Counter()  # doc type -> pings
         self.ignored = Counter()  # (doc type, reason) -> pings
         self.corrupt_files: list[dict] = []
+        self.oversized_lines: list[Oversized] = []  # sorted, at most MAX_OVERSIZED_LISTED
 
     def add_lines(self, rules: PingRules, lines: Iterable, ascii: bool = False) -> None:
         """Evaluate and sum lines (bytes or memoryviews); blank lines are skipped, every other one counted.
@@ -87,6 +92,15 @@ class DayAggregate:
         for batch in batches:
             # With the C scanner, which checks UTF-8 itself, the blocks are not scanned for ASCII.
             self.add_lines(rules, batch.lines, rules.checks_utf8 or batch.ascii)
+            if batch.oversized:
+                self.add_oversized(batch.oversized)
+
+    def add_oversized(self, lines: Iterable[Oversized]) -> None:
+        """Count lines skipped for their length: ignored as ``oversized``, and as main pings
+        (SPEC section 2: their doc type is unknown)."""
+        lines = list(lines)
+        self.ignored["main", "oversized"] += len(lines)
+        self.oversized_lines = _first_listed(self.oversized_lines, lines)
 
     def merge(self, other: DayAggregate) -> DayAggregate:
         """Add another partial into this one (in place) and return self; this one's sums become ``Sums``."""
@@ -96,6 +110,8 @@ class DayAggregate:
         self.processed.update(other.processed)
         self.ignored.update(other.ignored)
         self.corrupt_files.extend(other.corrupt_files)
+        if other.oversized_lines:
+            self.oversized_lines = _first_listed(self.oversized_lines, other.oversized_lines)
         return self
 
     def __getstate__(self) -> dict:
@@ -201,6 +217,15 @@ def distinct_values(aggregates: Mapping, dimension_names: list[str]) -> list[tup
     """
     counts = (aggregates if type(aggregates) is Sums else Sums.of(aggregates)).distinct_values()
     return list(zip(dimension_names, counts[1:], strict=True)) if counts else [(name, 0) for name in dimension_names]
+
+
+def _first_listed(a: list, b: list) -> list:
+    """The first MAX_OVERSIZED_LISTED of two lists of locations, in order.
+
+    >>> _first_listed([("b", 5, 9)], [("a", 7, 9), ("b", 1, 9)])
+    [('a', 7, 9), ('b', 1, 9), ('b', 5, 9)]
+    """
+    return sorted([*a, *b])[:MAX_OVERSIZED_LISTED]
 
 
 def _is_blank(line) -> bool:

@@ -208,6 +208,14 @@ def cli():
         "(see `crash-aggregates config`)."
     ),
 )
+@click.option(
+    "--max-line-size",
+    metavar="SIZE",
+    help=(
+        "Longest line read, e.g. 16MiB, 64M or bytes: a longer line is skipped unread and counted as ignored "
+        "(reason oversized; _report.json says where). Default: [limits] max_line_size of the config, else 16MiB."
+    ),
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
 @click.option(
     "--catch-up",
@@ -237,6 +245,7 @@ def run(
     workers,
     allow_corrupt_files,
     max_aggregates,
+    max_line_size,
     progress,
     catch_up,
     since,
@@ -259,10 +268,17 @@ def run(
     from .terminal import TerminalReporter
 
     config = load_config_or_fail(config_path)
-    if max_aggregates is not None:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if max_aggregates is not None:
         config = replace(config, max_aggregates=max_aggregates)
+    if max_line_size is not None:
+        from .config import ConfigError, parse_size
+
+        try:
+            config = replace(config, max_line_size=parse_size(max_line_size))
+        except ConfigError as e:
+            raise UsageError(f"--max-line-size: {e}") from None
     if catch_up:
         dates = catch_up_window(since, min_submission_date, max_submission_date, config.watch.watchdog.window_days)
     elif since:

@@ -29,6 +29,12 @@ BUILTIN_STATS = ("ping_count", "usage_hours", "main_crashes")
 
 CONFIG_ENV_VAR = "CRASH_AGGREGATES_CONFIG"
 
+#: Lines longer than this many bytes are skipped unread (SPEC section 2, reason ``oversized``).
+DEFAULT_MAX_LINE_SIZE = 16 << 20
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GIB": 1 << 30}
+_SIZE_UNITS.update({"KB": 10**3, "MB": 10**6, "GB": 10**9})
+
 
 class ConfigError(CrashAggregatesError, ValueError):
     """The configuration file cannot be read or does not make sense."""
@@ -114,6 +120,8 @@ class Config:
     s3_endpoint_url: str | None = None
     #: Most distinct aggregates a date may have (None: ``memory.default_max_aggregates()``).
     max_aggregates: int | None = None
+    #: Bytes; a longer line is counted as ignored (``oversized``) without being held in memory.
+    max_line_size: int = DEFAULT_MAX_LINE_SIZE
     source: str = "built-in defaults"
     dashboard: Dashboard = Dashboard()
     #: ``[state] path``: the SQLite state file (``state.py``); None: the default place.
@@ -143,6 +151,39 @@ def split_path(path: str | list[str]) -> tuple[str, ...]:
     if not parts or not all(isinstance(p, str) and p for p in parts):
         raise ConfigError(f"invalid JSON path {path!r}")
     return parts
+
+
+def parse_size(value: str | int) -> int:
+    """A size in bytes: an integer, or a number with a unit (K, M, G and KiB, MiB, GiB are
+    powers of 1024; KB, MB, GB powers of 1000). At least 1 byte.
+
+    >>> parse_size("16MiB"), parse_size("64m"), parse_size("1.5 GB"), parse_size(4096)
+    (16777216, 67108864, 1500000000, 4096)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"invalid size {value!r}: expected bytes or a number with a unit such as 16MiB")
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+    unit = m and _SIZE_UNITS.get(m.group(2).upper())
+    if not unit:
+        raise ConfigError(f"invalid size {value!r}: expected bytes or a number with a unit such as 16MiB")
+    size = int(float(m.group(1)) * unit) if "." in m.group(1) else int(m.group(1)) * unit
+    if size < 1:
+        raise ConfigError(f"invalid size {value!r}: must be at least 1 byte")
+    return size
+
+
+def format_size(size: int) -> str:
+    """The shortest exact spelling of a size that ``parse_size`` reads back.
+
+    >>> format_size(16 << 20), format_size(1536), format_size(1000)
+    ('16MiB', '1536', '1000')
+    >>> format_size(2048)
+    '2KiB'
+    """
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
 
 
 def _histogram(name: str, key: str) -> tuple[str, ...]:
@@ -257,11 +298,16 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     limits = data.get("limits", {})
     if not isinstance(limits, dict):
         raise ConfigError("[limits] must be a table")
-    if set(limits) - {"max_aggregates"}:
-        raise ConfigError(f"[limits]: unknown keys {sorted(set(limits) - {'max_aggregates'})} (known: max_aggregates)")
+    if set(limits) - {"max_aggregates", "max_line_size"}:
+        unknown = sorted(set(limits) - {"max_aggregates", "max_line_size"})
+        raise ConfigError(f"[limits]: unknown keys {unknown} (known: max_aggregates, max_line_size)")
     max_aggregates = limits.get("max_aggregates")
     if max_aggregates is not None and (type(max_aggregates) is not int or max_aggregates < 1):
         raise ConfigError(f"[limits] max_aggregates: expected a whole number of at least 1, got {max_aggregates!r}")
+    try:
+        max_line_size = parse_size(limits.get("max_line_size", DEFAULT_MAX_LINE_SIZE))
+    except ConfigError as e:
+        raise ConfigError(f"[limits] max_line_size: {e}") from None
     try:
         watch = watch_settings.parse(data, [d.name for d in config.dimensions], config.stat_columns())
     except ValueError as e:
@@ -272,6 +318,7 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         output=paths.get("output"),
         s3_endpoint_url=s3.get("endpoint_url"),
         max_aggregates=max_aggregates,
+        max_line_size=max_line_size,
         source=source,
         dashboard=_parse_dashboard(data.get("dashboard", {})),
         state_path=state.get("path"),
@@ -368,6 +415,8 @@ def to_toml(config: Config) -> str:
     else:
         lines.append(f"max_aggregates = {config.max_aggregates}")
     lines += [
+        "# Lines longer than max_line_size are skipped unread and counted as ignored (oversized).",
+        f"max_line_size = {_toml_value(format_size(config.max_line_size))}",
         "",
         "# name = JSON path in the ping, or { path = ..., absent = [values that mean absent] }",
         "[dimensions]",

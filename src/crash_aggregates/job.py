@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from . import __version__, catchup, engines, lock, memory, stores
-from .config import Config
+from .config import Config, format_size
 from .engines import Engine, ProgressFn
 from .errors import CrashAggregatesError, ExitCode
 from .location import StorageError
@@ -187,6 +187,7 @@ def run_day(
             "input_bytes": total_bytes,
             "input_listing": catchup.listing(files, input_path, day),
             "corrupt_files": partial.corrupt_files,
+            "oversized_lines": [line._asdict() for line in partial.oversized_lines],
             "engine": engine.name,
             "workers": workers,
             "dimensions": [d.name for d in config.dimensions],
@@ -195,6 +196,13 @@ def run_day(
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "duration_seconds": round(time.perf_counter() - started, 3),
         }
+        if partial.oversized_lines:
+            first = partial.oversized_lines[0]
+            reporter.warning(
+                f"{day}: {report['ignored_by_reason']['oversized']:,} line(s) longer than "
+                f"{format_size(config.max_line_size)} skipped (ignored as oversized; _report.json lists where), "
+                f"the first at byte {first.offset:,} of {first.path} (uncompressed)"
+            )
         # The sums are freed as the table is built: a day's two biggest things are never held at once.
         memory.return_freed_memory(arrow=True)  # (with --workers 1 this process read, keeping what it freed)
         names = [d.name for d in config.dimensions]

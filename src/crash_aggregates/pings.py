@@ -40,7 +40,10 @@ except ImportError:  # built without a C compiler: the rules run in Python only
     Summer = None
 
 #: Ignore reasons, in SPEC precedence order: the first that applies is counted.
+#: ``oversized`` is decided by the readers (``sources.py``) from a line's length
+#: alone, before it is parsed; the others by ``PingRules.evaluate``.
 REASONS = (
+    "oversized",
     "malformed_json",
     "other_doc_type",
     "content_crash",
@@ -49,6 +52,8 @@ REASONS = (
     "invalid_build_id",
     "invalid_subsession_length",
 )
+#: The reasons that ``PingRules.evaluate`` gives: all but ``oversized``.
+RULE_REASONS = REASONS[1:]
 
 #: Look-back window of activity dates (SPEC section 3).
 MAX_LATENESS_DAYS = 7

@@ -4,7 +4,14 @@ Compression is recognised by the file's first bytes, not its name, so a
 mislabelled file is still read correctly. Plain files are cut into byte
 ranges so that one large file is shared by several workers: a range owns the
 lines whose first byte lies inside it. Compressed files are read whole, as a
-stream.
+stream, decoded a bounded block at a time.
+
+No line is held in memory longer than the configured limit
+(``Config.max_line_size``): a longer one is skipped as it streams by (plain
+files: its pages are handed back as they are searched) and reported in its
+batch's ``oversized`` with where it was, for the ``oversized`` ignore reason
+(SPEC section 2). What the readers hold is then about a block plus one line
+of at most the limit, however long the input's lines are.
 
 The input root is a local folder or a URL, listed and opened by its store
 (``stores/``): an :class:`InputFile`'s path is what the store listed (a
@@ -19,17 +26,23 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-import zstandard
 from isal import isal_zlib
 
+from .config import DEFAULT_MAX_LINE_SIZE
 from .errors import CrashAggregatesError, ExitCode
 from .location import partition_name
 from .stores import store_for
+
+try:  # the standard library's from Python 3.14, the same module before
+    from compression import zstd
+except ImportError:
+    from backports import zstd
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -37,6 +50,15 @@ BLOCK = 1 << 20
 #: Plain files are split into ranges of about this size.
 SPLIT_BYTES = 32 << 20
 COMPRESSED_READ = 64 << 10
+#: Decoders return at most this much at a time, however well the input
+#: compresses (a 3 MB gzip file can hold a 3 GB line).
+DECODED_BLOCK = 1 << 20
+#: An oversized line of a memory-mapped file is searched for its end this
+#: much at a time, the pages searched then handed back.
+SKIP_WINDOW = 8 << 20
+#: A byte that is not whitespace (``bytes.isspace``'s): a line without one is
+#: blank, skipped and not counted (SPEC section 2), however long it is.
+_TEXT = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
 
 class NoInput(CrashAggregatesError):
@@ -123,15 +145,26 @@ def plan_splits(files: list[InputFile], split_bytes: int | None = None) -> list[
 ProgressFn = Callable[[int], None]
 
 
+class Oversized(NamedTuple):
+    """A line longer than the limit, skipped unread (SPEC section 2: ``oversized``)."""
+
+    path: str
+    offset: int  # of its first byte in the file's content (decompressed, for a compressed file)
+    length: int  # in bytes, without its \n
+
+
 class LineBatch(NamedTuple):
     """The lines that end in one block read, without their ``\\n``.
 
     The lines are memoryviews into the block (no copy), which ``texts`` holds
-    (with the line begun in an earlier block, if any).
+    (with the line begun in an earlier block, if any). ``oversized`` lists
+    the lines skipped for their length, in input order, after ``lines``
+    (a blank one, all whitespace, is in neither, however long).
     """
 
     lines: list[memoryview]
     texts: tuple
+    oversized: list[Oversized] | tuple = ()
 
     @property
     def ascii(self) -> bool:
@@ -142,57 +175,98 @@ class LineBatch(NamedTuple):
         return all((text if isinstance(text, (bytes, bytearray)) else bytes(text)).isascii() for text in self.texts)
 
 
-def read_batches(split: Split, progress: ProgressFn | None = None) -> Iterator[LineBatch]:
-    """The lines of a split, a block at a time; raises CorruptInput on damage."""
+def read_batches(
+    split: Split, progress: ProgressFn | None = None, max_line: int = DEFAULT_MAX_LINE_SIZE
+) -> Iterator[LineBatch]:
+    """The lines of a split, a block at a time; raises CorruptInput on damage.
+
+    A line longer than ``max_line`` bytes is not among the lines: it is in
+    its batch's ``oversized``.
+    """
     store = store_for(split.file.path)
     if split.file.compression == "none":
-        batches = _mapped_batches(split, progress) if store.mappable else _plain_batches(split, progress)
+        read = _mapped_batches if store.mappable else _plain_batches
+        batches = read(split, progress, max_line)
     else:
-        batches = _line_batches(_compressed_blocks(split.file, progress))
+        batches = _line_batches(_compressed_blocks(split.file, progress), split.file.path, max_line)
     return store.guard(batches, split.file.path)
 
 
-def read_lines(split: Split, progress: ProgressFn | None = None) -> Iterator[bytes]:
-    """The lines of a split as bytes, without their ``\\n``; raises CorruptInput on damage."""
-    for batch in read_batches(split, progress):
+def read_lines(
+    split: Split, progress: ProgressFn | None = None, max_line: int = DEFAULT_MAX_LINE_SIZE
+) -> Iterator[bytes]:
+    """The lines of a split as bytes, without their ``\\n`` (oversized ones left out); raises CorruptInput on damage."""
+    for batch in read_batches(split, progress, max_line):
         yield from map(bytes, batch.lines)
 
 
-def _line_batches(blocks: Iterator[bytes], limit: int | None = None) -> Iterator[LineBatch]:
+def _line_batches(
+    blocks: Iterator[bytes], path: str, max_line: int, start: int = 0, stop: int | None = None
+) -> Iterator[LineBatch]:
     """Cut blocks into lines: views into the blocks, so a 200 KB ping is never copied.
 
-    Only a line that straddles two blocks is copied (into ``carry``). With
-    ``limit``, the lines starting at or after that offset (counted from the
-    first block's first byte) are left out and reading stops there.
+    Only a line that straddles two blocks is copied (into ``carry``), and
+    only while it is at most ``max_line`` bytes long: past that its bytes
+    are dropped as they come, up to its end, and it is reported as
+    oversized. The first block starts at offset ``start`` of the file; with
+    ``stop``, the lines starting at or after that offset are left out and
+    reading stops there.
     """
     carry: bytearray | None = None  # the beginning of a line that ends in a later block
-    base = 0  # offset of the current block
+    skipping: int | None = None  # the offset of an oversized line whose end is still to come
+    text = False  # whether the line being skipped has a byte other than whitespace so far
+    reach = max_line + 1  # a line's \n is at most this far from its first byte
+    base = start  # offset of the current block
     for block in blocks:
-        view, texts, lines, pos = memoryview(block), (block,), [], 0
-        if carry is not None:
+        view, texts, lines, oversized, pos, size = memoryview(block), (block,), [], [], 0, len(block)
+        if carry is not None or skipping is not None:
             cut = block.find(b"\n")
+            part = size if cut < 0 else cut
+            if carry is not None and len(carry) + part > max_line:
+                skipping, text, carry = base - len(carry), _TEXT.search(carry) is not None, None
+            if skipping is not None and not text:
+                text = _TEXT.search(block, 0, part) is not None
             if cut < 0:
-                carry += block
-                base += len(block)
+                if carry is not None:
+                    carry += block
+                base += size
                 continue
-            carry += view[:cut]
-            lines.append(memoryview(carry))
-            texts = (block, carry)
-            carry, pos = None, cut + 1
-        stop = len(block) if limit is None else min(len(block), limit - base)
-        while pos < stop:
-            cut = block.find(b"\n", pos)
-            if cut < 0:
+            if skipping is not None:
+                if text:
+                    oversized.append(Oversized(path, skipping, base + cut - skipping))
+                skipping = None
+            else:
+                carry += view[:cut]
+                lines.append(memoryview(carry))
+                texts = (block, carry)
+                carry = None
+            pos = cut + 1
+        end = size if stop is None else min(size, stop - base)
+        while pos < end:
+            cut = block.find(b"\n", pos, pos + reach)
+            if cut >= 0:
+                lines.append(view[pos:cut])
+                pos = cut + 1
+            elif size - pos <= max_line:  # no \n in the rest of the block: the line goes on in the next
                 carry = bytearray(view[pos:])
                 break
-            lines.append(view[pos:cut])
-            pos = cut + 1
-        yield LineBatch(lines, texts)
-        if carry is None and limit is not None and base + pos >= limit:
+            else:
+                cut = block.find(b"\n", pos + reach)
+                text = _TEXT.search(block, pos, size if cut < 0 else cut) is not None
+                if cut < 0:
+                    skipping = base + pos
+                    break
+                if text:
+                    oversized.append(Oversized(path, base + pos, cut - pos))
+                pos = cut + 1
+        yield LineBatch(lines, texts, oversized)
+        if carry is None and skipping is None and stop is not None and base + pos >= stop:
             return
-        base += len(block)
+        base += size
     if carry:
         yield LineBatch([memoryview(carry)], (carry,))
+    elif skipping is not None and text:
+        yield LineBatch([], (), [Oversized(path, skipping, base - skipping)])
 
 
 def _open_input(file: InputFile):
@@ -200,16 +274,19 @@ def _open_input(file: InputFile):
     return store_for(file.path).open(file.path, file.size, file.etag)
 
 
-def _plain_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineBatch]:
+def _plain_batches(split: Split, progress: ProgressFn | None, max_line: int) -> Iterator[LineBatch]:
     start, end = split.start, split.end
     with _open_input(split.file) as f:
-        first = _first_line_start(f, start)
+        first = _first_line_start(f, start, end)
         if first is None:
+            if progress and end > start:
+                progress(end - start)
             return
         f.seek(first)
         reported = start
         # A range owns the lines that start inside it: its last one is read to its end.
-        for batch in _line_batches(iter(lambda: f.read(BLOCK), b""), limit=end - first):
+        blocks = iter(lambda: f.read(BLOCK), b"")
+        for batch in _line_batches(blocks, split.file.path, max_line, start=first, stop=end):
             if progress and (now := min(f.tell(), end)) > reported:
                 progress(now - reported)
                 reported = now
@@ -218,7 +295,7 @@ def _plain_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineBa
             progress(end - reported)
 
 
-def _mapped_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineBatch]:
+def _mapped_batches(split: Split, progress: ProgressFn | None, max_line: int) -> Iterator[LineBatch]:
     """A local plain file's range, its lines cut straight from a memory map of the file.
 
     The lines are views into the page cache: no ``read`` copies them into a
@@ -226,30 +303,39 @@ def _mapped_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineB
     sequential hint lets the kernel drop the pages from its cache behind the
     reader). Only the pages of the range and of its last line are
     touched, so the memory this holds is about one range, and it is released
-    with the last line. (A file truncated while it is read gets the reading
-    process killed by SIGBUS: with worker processes the date fails and its
-    previous partition stays; with ``--workers 1`` the whole run dies.)
+    with the last line; an oversized line's pages are handed back as they
+    are searched for its end. (A file truncated while it is read gets the
+    reading process killed by SIGBUS: with worker processes the date fails
+    and its previous partition stays; with ``--workers 1`` the whole run dies.)
     """
-    start, end = split.start, split.end
-    with open(split.file.path, "rb") as f:
+    start, end, path = split.start, split.end, split.file.path
+    with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         data = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size > start else None
     reported = start
     if data is not None:
         view = memoryview(data)
-        pos = _first_line_start(data, start)  # a map reads like a file
-        if pos is None:
-            pos = size
         stop = min(end, size)
+        pos = _first_line_start(data, start, stop)  # a map reads like a file
+        if pos is None:
+            pos = stop
+        reach = max_line + 1  # a line's \n is at most this far from its first byte
         while pos < stop:
-            lines, first, block_end = [], pos, min(pos + BLOCK, stop)
+            lines, oversized, first, block_end = [], (), pos, min(pos + BLOCK, stop)
             while pos < block_end:  # a range owns the lines that start inside it
-                cut = data.find(b"\n", pos)
+                cut = data.find(b"\n", pos, pos + reach)
                 if cut < 0:
+                    if size - pos > max_line:  # the batch ends before it, so that its texts leave it out
+                        cut, text = _mapped_line_end(data, pos, pos + reach, size)
+                        oversized = [Oversized(path, pos, cut - pos)] if text else ()
+                        last, pos = pos, cut + 1
+                        break
                     cut = size
                 lines.append(view[pos:cut])
                 pos = cut + 1
-            yield LineBatch(lines, (view[first : min(pos, size)],))
+            else:
+                last = min(pos, size)
+            yield LineBatch(lines, (view[first:last],), oversized)
             if progress and (now := min(pos, end)) > reported:
                 progress(now - reported)
                 reported = now
@@ -257,44 +343,83 @@ def _mapped_batches(split: Split, progress: ProgressFn | None) -> Iterator[LineB
         progress(end - reported)
 
 
-def _first_line_start(f, start: int) -> int | None:
-    """Where the first line starting at or after ``start`` begins (None: no such line)."""
+def _mapped_line_end(data: mmap.mmap, start: int, pos: int, size: int) -> tuple[int, bool]:
+    """Where the line from ``start`` that runs through ``pos`` ends (its \\n, else the
+    end of the map), and whether it has a byte other than whitespace.
+
+    Searched a window at a time; the pages of each window, all inside the
+    line, are then handed back (the page cache keeps them), so that a line
+    of gigabytes never stays in this process's memory.
+    """
+    text = _TEXT.search(data, start, pos) is not None
+    while pos < size:
+        window_end = min(pos + SKIP_WINDOW, size)
+        cut = data.find(b"\n", pos, window_end)
+        end = window_end if cut < 0 else cut
+        if not text:
+            text = _TEXT.search(data, pos, end) is not None
+        page_start = -(-pos // mmap.PAGESIZE) * mmap.PAGESIZE
+        page_end = end // mmap.PAGESIZE * mmap.PAGESIZE
+        if page_end > page_start and hasattr(mmap, "MADV_DONTNEED"):
+            data.madvise(mmap.MADV_DONTNEED, page_start, page_end - page_start)
+        if cut >= 0:
+            return cut, text
+        pos = window_end
+    return size, text
+
+
+def _first_line_start(f, start: int, end: int | None = None) -> int | None:
+    """Where the first line starting at or after ``start`` (and before ``end``) begins; None: no such line.
+
+    Reads no further than ``end``: a range that a long line crosses whole is
+    left at once, not searched to that line's end.
+    """
     if start == 0:
-        return 0
+        return 0 if end is None or end > 0 else None
     # The line that straddles `start` belongs to the previous range.
     f.seek(start - 1)
-    skipped = 0
-    while block := f.read(BLOCK):
+    pos = start - 1
+    while end is None or pos < end - 1:
+        block = f.read(BLOCK if end is None else min(BLOCK, end - 1 - pos))
+        if not block:
+            return None
         cut = block.find(b"\n")
         if cut >= 0:
-            return start - 1 + skipped + cut + 1
-        skipped += len(block)
+            return pos + cut + 1
+        pos += len(block)
     return None
 
 
 def _compressed_blocks(file: InputFile, progress: ProgressFn | None) -> Iterator[bytes]:
-    if file.compression == "gzip":
+    """The decoded content of a gzip or zstd file, in blocks of at most ``DECODED_BLOCK``."""
+    gzip = file.compression == "gzip"
+    if gzip:
         new_decoder, errors = (lambda: isal_zlib.decompressobj(wbits=31)), isal_zlib.error
     else:
-        new_decoder, errors = zstandard.ZstdDecompressor().decompressobj, zstandard.ZstdError
+        new_decoder, errors = zstd.ZstdDecompressor, zstd.ZstdError
     with _open_input(file) as raw:
         reported = 0
         try:
-            # Members (gzip) or frames (zstd) are decoded one by one: zstandard's
-            # stream reader would end silently on a truncated frame. Reads are
-            # small so that, on damage, what came before it is still delivered.
+            # Members (gzip) or frames (zstd) are decoded one by one, each
+            # decoder telling where its own ends (``eof``): a truncated one is
+            # told apart from a complete one. Reads are small so that, on
+            # damage, what came before it is still delivered.
             decoder, fed = new_decoder(), False
             while data := raw.read(COMPRESSED_READ):
-                while data:
-                    out = decoder.decompress(data)
+                while True:
+                    out = decoder.decompress(data, DECODED_BLOCK)
                     fed = True
                     if out:
                         yield out
                     if decoder.eof:
                         data = decoder.unused_data
                         decoder, fed = new_decoder(), False
-                    else:
-                        data = b""
+                        if not data:
+                            break
+                    else:  # input left over (gzip), or a full block: more output may be waiting
+                        data = decoder.unconsumed_tail if gzip else b""
+                        if not data and len(out) < DECODED_BLOCK:
+                            break
                 if progress:
                     progress(raw.tell() - reported)
                     reported = raw.tell()

@@ -8,7 +8,7 @@ Ship the package with ``--py-files`` and give this file as the application::
 
 The arguments are those of ``crash-aggregates``; ``run`` gets ``--engine
 spark`` unless it names an engine, and the master is the one spark-submit
-was given. The package's dependencies (msgspec, isal, zstandard, pyarrow,
+was given. The package's dependencies (msgspec, isal, backports.zstd, pyarrow,
 click, rich...) must be importable by the driver's and the executors' Python:
 see docs/spark.md.
 """

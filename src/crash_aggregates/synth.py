@@ -47,11 +47,11 @@ from datetime import date, timedelta
 from typing import NamedTuple
 
 import msgspec
-import zstandard
 from isal import igzip
 
 from . import location
-from .pings import REASONS
+from .pings import RULE_REASONS
+from .sources import zstd
 from .stores import Store, store_for
 
 Raw = msgspec.Raw
@@ -79,7 +79,7 @@ BAD_KINDS = {
     "invalid_build_id": ("13_digits", "number", "missing"),
     "invalid_subsession_length": ("missing", "null", "string", "boolean"),
 }
-assert tuple(BAD_KINDS) == REASONS
+assert tuple(BAD_KINDS) == RULE_REASONS
 
 _APP_IDS = {"Firefox": "{ec8030f7-c20a-464f-9b0e-13a3a9e97384}", "Fennec": "{aa3c5121-dab2-40e2-81ca-7ea25febc110}"}
 _OSES = [  # (name, version, weight, crash factor)
@@ -154,7 +154,7 @@ class Summary:
     crash_pings: int = 0
     main_ignored: int = 0
     crash_ignored: int = 0
-    bad: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    bad: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULE_REASONS, 0))
     blank_lines: int = 0
     files: int = 0
     bytes: int = 0  # on disk
@@ -682,7 +682,7 @@ def _open(store: Store, path: str, compression: str):
             with igzip.IGzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw, mtime=0) as out:
                 yield out
         elif compression == "zstd":
-            with zstandard.ZstdCompressor(level=1).stream_writer(raw, closefd=False) as out:
+            with zstd.ZstdFile(raw, "wb", level=1) as out:
                 yield out
         else:
             yield raw
@@ -703,7 +703,7 @@ def _write_day(
     summary = Summary(pings=n, files=files, regression_build_id=regression_id)
     clients = [_Client(rng, day, regression_id, pool) for _ in range(min(n // 3 + 1, _MAX_CLIENTS))]
     # Bad lines at random places, reasons in rotation so that each one shows up.
-    n_bad = max(round(n * BAD_SHARE), min(len(REASONS), n // 20))
+    n_bad = max(round(n * BAD_SHARE), min(len(RULE_REASONS), n // 20))
     bad = {pos: j for j, pos in enumerate(sorted(rng.sample(range(n), n_bad)))}
     compact = f"{day:%Y%m%d}"
     for f in range(files):
@@ -713,7 +713,7 @@ def _write_day(
             for i in range(f * n // files, (f + 1) * n // files):
                 client = rng.choice(clients)
                 j = bad.get(i)
-                reason = None if j is None else REASONS[j % len(REASONS)]
+                reason = None if j is None else RULE_REASONS[j % len(RULE_REASONS)]
                 odds = client.crash_odds
                 is_crash = reason == "content_crash" or (
                     reason != "invalid_subsession_length" and rng.random() * (1 + odds) < odds
@@ -741,7 +741,7 @@ def _write_day(
                     line = _encode(doc)
                 else:
                     variants = BAD_KINDS[reason]
-                    line = _spoil(doc, reason, variants[j // len(REASONS) % len(variants)], day, client)
+                    line = _spoil(doc, reason, variants[j // len(RULE_REASONS) % len(variants)], day, client)
                     summary.bad[reason] += 1
                 # SPEC 2: lines that do not parse as a crash ping count as main pings.
                 as_crash = is_crash and reason not in ("malformed_json", "other_doc_type")

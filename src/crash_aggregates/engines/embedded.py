@@ -86,7 +86,7 @@ def aggregate_split(
         counted = pings
 
     try:
-        partial.add_batches(rules, read_batches(split, report if progress else None))
+        partial.add_batches(rules, read_batches(split, report if progress else None, rules.config.max_line_size))
     except CorruptInput as e:
         if not allow_corrupt:
             raise

@@ -312,6 +312,7 @@ def _sum_splits(config: Config, day: date, read_bytes, read_pings, items):
         counters = DayAggregate()
         counters.processed, counters.ignored = partial.processed, partial.ignored
         counters.corrupt_files = [(index, entry) for entry in partial.corrupt_files]
+        counters.oversized_lines = partial.oversized_lines
         yield COUNTERS, counters
         read_bytes.add(split.size)
         read_pings.add(partial.pings)
@@ -389,6 +390,11 @@ def aggregate_day(
         raise CorruptInput(first["path"], first["offset"], first["error"])
     total.processed, total.ignored = counters.processed, counters.ignored
     total.corrupt_files = [entry for _, entry in corrupt]
+    # Named as the job was given them, like the embedded engine does (and so in its order).
+    given = {_absolute(split).file.path: split.file.path for split in splits}
+    total.oversized_lines = sorted(
+        line._replace(path=given.get(line.path, line.path)) for line in counters.oversized_lines
+    )
     return total
 
 
