@@ -112,5 +112,55 @@ bench-long-line: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.long_line $(LONG_LINE_ARGS)
 
+# -- The C scanner under sanitizers (fuzz/, docs/reliability.md) ----------------
+# `make fuzz` fuzzes it for FUZZ_TIME seconds (libFuzzer's seed FUZZ_SEED, 0 =
+# random; more libFuzzer flags in FUZZ_ARGS). The corpus grows in fuzz/corpus/
+# from run to run; an input that crashes it or on which two parsing tiers
+# disagree is left in fuzz/crashes/. Then the line and branch coverage of
+# _scan.c that the corpus reaches is printed.
+FUZZ_TIME   ?= 600
+FUZZ_SEED   ?= 0
+FUZZ_CORPUS ?= fuzz/corpus
+FUZZ_BUILD   = build/fuzz
+# atheris's runtime holds libFuzzer and the ASan + UBSan runtime, preloaded into
+# a Python that is not built with them. Python's own small-object allocator is
+# turned off so that ASan sees every allocation the scanner makes.
+SANITIZE = LD_PRELOAD="$$($(BIN)/python -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
+	PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# clang, from Debian's packages, compiles the sanitized scanners; atheris (the fuzz extra) runs them.
+$(VENV)/.fuzz-tools: $(BIN)/crash-aggregates pyproject.toml
+	@command -v clang >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang; }
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	@touch $@
+
+$(FUZZ_BUILD)/.built: $(VENV)/.fuzz-tools src/crash_aggregates/_scan.c fuzz/build.py
+	$(BIN)/python fuzz/build.py $(FUZZ_BUILD)
+	@touch $@
+
+fuzz-build: $(FUZZ_BUILD)/.built
+
+fuzz: fuzz-build
+	mkdir -p $(FUZZ_CORPUS)
+	$(SANITIZE) $(BIN)/python fuzz/scanner.py $(FUZZ_CORPUS) -max_total_time=$(FUZZ_TIME) -seed=$(FUZZ_SEED) $(FUZZ_ARGS)
+	$(BIN)/python fuzz/coverage.py $(FUZZ_BUILD) $(FUZZ_CORPUS) $(FUZZ_BUILD)/seeds
+
+# CI: a short session with a fixed seed from the seeds alone (a fresh corpus each time).
+fuzz-ci: fuzz-build
+	rm -rf $(FUZZ_BUILD)/ci-corpus
+	$(MAKE) --no-print-directory fuzz FUZZ_TIME=90 FUZZ_SEED=1 FUZZ_CORPUS=$(FUZZ_BUILD)/ci-corpus
+
+fuzz-coverage: fuzz-build
+	$(BIN)/python fuzz/coverage.py $(FUZZ_BUILD) $(FUZZ_CORPUS) $(FUZZ_BUILD)/seeds
+
+# The scanner's tests (tables, mutants, fuzz findings, properties of the tiers)
+# against the sanitized build, each line in a buffer of exactly its length.
+SANITIZED_TESTS = tests/test_pings.py tests/test_tiers_agree.py tests/test_fixture_pings.py tests/test_fuzz_findings.py
+test-sanitized: fuzz-build
+	for variant in sse2 portable; do \
+		SANITIZED_SCANNER=$$variant $(SANITIZE) $(BIN)/python -m pytest -q -p sanitized -p no:cacheprovider $(SANITIZED_TESTS) || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(DEMO) site build dist src/*.egg-info src/crash_aggregates/*.so

@@ -10,6 +10,9 @@ from helpers import SHARED
 from s3server import S3, start_moto, use_keys
 from sqldata import add_corrupt_partition, build, strip_sidecars
 
+# A pytest plugin (`make test-sanitized`), not a module to import for doctests.
+collect_ignore = ["sanitized.py"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def state_home(tmp_path_factory) -> Path:
