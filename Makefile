@@ -118,6 +118,7 @@ bench-long-line: install
 # from run to run; an input that crashes it or on which two parsing tiers
 # disagree is left in fuzz/crashes/. Then the line and branch coverage of
 # _scan.c that the corpus reaches is printed.
+.PHONY: fuzz fuzz-build fuzz-ci fuzz-coverage fuzz-regression test-sanitized
 FUZZ_TIME   ?= 600
 FUZZ_SEED   ?= 0
 FUZZ_CORPUS ?= fuzz/corpus
@@ -146,17 +147,27 @@ fuzz: fuzz-build
 	$(SANITIZE) $(BIN)/python fuzz/scanner.py $(FUZZ_CORPUS) -max_total_time=$(FUZZ_TIME) -seed=$(FUZZ_SEED) $(FUZZ_ARGS)
 	$(BIN)/python fuzz/coverage.py $(FUZZ_BUILD) $(FUZZ_CORPUS) $(FUZZ_BUILD)/seeds
 
-# CI: a short session with a fixed seed from the seeds alone (a fresh corpus each time).
+# CI: a short session with a fixed seed, from the seeds and the committed
+# regression corpus (copied: CI's finds are not kept), 75 s of fuzzing.
 fuzz-ci: fuzz-build
-	rm -rf $(FUZZ_BUILD)/ci-corpus
-	$(MAKE) --no-print-directory fuzz FUZZ_TIME=90 FUZZ_SEED=1 FUZZ_CORPUS=$(FUZZ_BUILD)/ci-corpus
+	rm -rf $(FUZZ_BUILD)/ci-corpus && mkdir -p $(FUZZ_BUILD)/ci-corpus
+	cp fuzz/regression/* $(FUZZ_BUILD)/ci-corpus/
+	$(MAKE) --no-print-directory fuzz FUZZ_TIME=75 FUZZ_SEED=1 FUZZ_CORPUS=$(FUZZ_BUILD)/ci-corpus
+
+# fuzz/regression/ (committed, replayed by tests/test_scanner_safety.py on every
+# test run): libFuzzer's merge of the corpus, the fewest inputs that reach all
+# the coverage it found.
+fuzz-regression: fuzz-build
+	rm -rf fuzz/regression.new && mkdir -p fuzz/regression.new
+	$(SANITIZE) $(BIN)/python fuzz/scanner.py -merge=1 -use_value_profile=0 fuzz/regression.new fuzz/regression $(FUZZ_CORPUS)
+	rm -rf fuzz/regression && mv fuzz/regression.new fuzz/regression
 
 fuzz-coverage: fuzz-build
 	$(BIN)/python fuzz/coverage.py $(FUZZ_BUILD) $(FUZZ_CORPUS) $(FUZZ_BUILD)/seeds
 
 # The scanner's tests (tables, mutants, fuzz findings, properties of the tiers)
 # against the sanitized build, each line in a buffer of exactly its length.
-SANITIZED_TESTS = tests/test_pings.py tests/test_tiers_agree.py tests/test_fixture_pings.py tests/test_fuzz_findings.py
+SANITIZED_TESTS = tests/test_pings.py tests/test_tiers_agree.py tests/test_fixture_pings.py tests/test_scanner_safety.py
 test-sanitized: fuzz-build
 	for variant in sse2 portable; do \
 		SANITIZED_SCANNER=$$variant $(SANITIZE) $(BIN)/python -m pytest -q -p sanitized -p no:cacheprovider $(SANITIZED_TESTS) || exit 1; \

@@ -3,7 +3,7 @@
     python fuzz/build.py OUT_DIR
 
 Writes one copy of the extension per variant, each in its own folder
-(``OUT_DIR/<variant>/_scan<EXT_SUFFIX>``), loaded by ``fuzz/scanners.py``:
+(``OUT_DIR/<variant>/_scan<EXT_SUFFIX>``), loaded by ``tests/scanner_builds.py``:
 
 - ``sse2``: clang, AddressSanitizer + UndefinedBehaviorSanitizer, and
   libFuzzer's coverage hooks (``fuzzer-no-link``: atheris's runtime, preloaded,

@@ -11,7 +11,7 @@ Every input is one line: it goes through both configurations of
 portable), and every tier must answer it as the standard library's reference
 tier does. A memory error, undefined behaviour or a disagreement stops the
 run and leaves the input in ``fuzz/crashes/``; each finding is then fixed and
-kept in ``fuzz/findings/`` as a regression case (``tests/test_fuzz_findings.py``).
+kept in ``fuzz/findings/`` as a regression case (``tests/test_scanner_safety.py``).
 
 The seeds, written afresh to ``build/fuzz/seeds/`` on each start: the real
 fixtures of ``shared/fixtures`` (compact and as published), the tables' base
@@ -135,7 +135,10 @@ def main() -> None:
     }
     given = {f.split("=", 1)[0] for f in flags}
     flags += [f"{k}={v}" for k, v in defaults.items() if k not in given]
-    atheris.Setup([sys.argv[0], *flags, *corpus, str(seeds)], test_one_input)
+    # libFuzzer runs argv[0] through the shell for the child processes of
+    # -merge=1 (and -fork, -jobs): the interpreter and the script, then.
+    program = f"{sys.executable} {Path(__file__).resolve()}"
+    atheris.Setup([program, *flags, *corpus, str(seeds)], test_one_input)
     atheris.Fuzz()
 
 
