@@ -165,9 +165,9 @@ fuzz-regression: fuzz-build
 fuzz-coverage: fuzz-build
 	$(BIN)/python fuzz/coverage.py $(FUZZ_BUILD) $(FUZZ_CORPUS) $(FUZZ_BUILD)/seeds
 
-# The scanner's tests (tables, mutants, fuzz findings, properties of the tiers)
+# The C extension's tests (tables, mutants, fuzz findings, the compiled rules)
 # against the sanitized build, each line in a buffer of exactly its length.
-SANITIZED_TESTS = tests/test_pings.py tests/test_tiers_agree.py tests/test_fixture_pings.py tests/test_scanner_safety.py
+SANITIZED_TESTS = tests/test_pings.py tests/test_tiers_agree.py tests/test_fixture_pings.py tests/test_scanner_safety.py tests/test_compiled.py
 test-sanitized: fuzz-build
 	for variant in sse2 portable; do \
 		SANITIZED_SCANNER=$$variant $(SANITIZE) $(BIN)/python -m pytest -q -p sanitized -p no:cacheprovider $(SANITIZED_TESTS) || exit 1; \

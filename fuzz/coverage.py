@@ -28,7 +28,7 @@ def replay(build: Path, folders: list[Path]) -> int:
     from differential import CONFIGS, Tiers
     from scanner_builds import load_builds
 
-    checks = [Tiers(config, scanners=load_builds(build, ("gcov",))) for config in CONFIGS.values()]
+    checks = [Tiers(config, builds=load_builds(build, ("gcov",))) for config in CONFIGS.values()]
     n = 0
     for folder in folders:
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:

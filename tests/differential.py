@@ -30,7 +30,8 @@ from dataclasses import replace
 from datetime import date
 from unittest import mock
 
-from crash_aggregates import reading
+from crash_aggregates import pings, reading
+from crash_aggregates.aggregate import DayAggregate
 from crash_aggregates.config import GFX_COMPOSITOR, Dimension, Stat, default_config
 from crash_aggregates.pings import PingRules
 
@@ -89,10 +90,11 @@ def same_value(a, b) -> bool:
     return a == b
 
 
-def rules_with(config, day: date, scanner_class=None, tier: str = "fast") -> PingRules:
-    """PingRules of one tier; "fast" with ``scanner_class`` (default: the installed ``_scan.Scanner``)."""
-    if tier == "fast" and scanner_class is not None:
-        with mock.patch.object(reading, "Scanner", scanner_class):
+def rules_with(config, day: date, build=None, tier: str = "fast") -> PingRules:
+    """PingRules of one tier; "fast" with the ``Scanner`` and ``Summer`` of ``build`` (a ``_scan``
+    module: default the installed one)."""
+    if tier == "fast" and build is not None:
+        with mock.patch.object(reading, "Scanner", build.Scanner), mock.patch.object(pings, "Summer", build.Summer):
             rules = PingRules(config, day)
     else:
         rules = PingRules(config, day)
@@ -112,10 +114,10 @@ class Disagreement(AssertionError):
 class Tiers:
     """One configuration's tiers for one submission date, and the tally of the scanner's answers."""
 
-    def __init__(self, config, day: date = DAY, scanners: dict | None = None):
+    def __init__(self, config, day: date = DAY, builds: dict | None = None):
         self.reference = rules_with(config, day, tier="generic")
         self.msgspec = rules_with(config, day, tier="msgspec")
-        self.fast = {name: rules_with(config, day, cls) for name, cls in (scanners or {"installed": None}).items()}
+        self.fast = {name: rules_with(config, day, build) for name, build in (builds or {"installed": None}).items()}
         self.answers: Counter = Counter()  # "leaves" | "malformed" | "generic tier"
 
     def check(self, line: bytes) -> None:
@@ -143,7 +145,21 @@ class Tiers:
                 outcome = rules.evaluate(view)
             if outcome != want:
                 raise Disagreement(f"{name} scanner: {outcome}, reference: {want}")
+            if rules.summer is not None:
+                self._check_compiled(name, rules, line)
         for ascii in (False, True) if line.isascii() else (False,):
             outcome = self.msgspec.evaluate(line, ascii)
             if outcome != want:
                 raise Disagreement(f"msgspec tier (ascii={ascii}): {outcome}, reference: {want}")
+
+    def _check_compiled(self, name: str, rules: PingRules, line: bytes) -> None:
+        """The compiled rules (``_scan.Summer``, as ``DayAggregate.add_lines`` runs them) sum the
+        line as ``evaluate`` does: the same counters, keys and stats."""
+        compiled, reference = DayAggregate(), DayAggregate()
+        with exact_buffer(line) as view:
+            compiled.add_lines(rules, [view])
+        reference._add_lines(self.reference, [line], False)
+        got = (compiled.aggregates, compiled.processed, compiled.ignored)
+        want = (reference.aggregates, reference.processed, reference.ignored)
+        if got != want:
+            raise Disagreement(f"{name} compiled rules: {got}, reference: {want}")

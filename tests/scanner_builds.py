@@ -1,6 +1,6 @@
 """The builds of the C scanner that ``fuzz/build.py`` makes (sanitized ones, and one for gcov).
 
-``load_builds`` gives the fuzzer each variant's ``Scanner`` type;
+``load_builds`` gives the fuzzer each variant's ``_scan`` module (its ``Scanner`` and ``Summer``);
 ``install`` (the ``sanitized`` pytest plugin) makes a build *the*
 ``crash_aggregates._scan`` of the test session.
 """
@@ -32,8 +32,8 @@ def load_build(folder: Path):
 
 
 def load_builds(build: Path = BUILD, variants=SANITIZED) -> dict:
-    """``{variant: Scanner type}``."""
-    return {variant: load_build(Path(build) / variant).Scanner for variant in variants}
+    """``{variant: _scan module}``."""
+    return {variant: load_build(Path(build) / variant) for variant in variants}
 
 
 def asan_loaded() -> bool:
@@ -70,4 +70,11 @@ def install(variant: str = "sse2", build: Path = BUILD) -> None:
     module = load_build(Path(build) / variant)
     ExactScanner.scanner_type = module.Scanner
     module.Scanner = ExactScanner
+    summer_type = module.Summer
+
+    def summer(scanner, *args):
+        """The compiled rules (``_scan.Summer``) take the C scanner itself (they read lines as the job gives them)."""
+        return summer_type(scanner._scanner, *args)
+
+    module.Summer = summer
     sys.modules[MODULE] = module
