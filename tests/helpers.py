@@ -5,11 +5,16 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import zstandard
 from click.testing import CliRunner
 
@@ -40,6 +45,25 @@ def write_day(root: Path, day: str, lines: list, name: str = "pings.ndjson", com
 def run(*args: str):
     """Run the CLI in-process; returns click's Result (exit_code, output, stderr)."""
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@contextmanager
+def serving(data, *options: str) -> Iterator[str]:
+    """`crash-aggregates serve --data DATA [options]` on a free loopback port; yields its base URL (no slash)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crash_aggregates.cli", "serve", "--data", str(data), "--port", "0", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    line = process.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
+    if not match:
+        process.kill()
+        pytest.fail(f"serve printed no URL: {line!r} {process.stderr.read()}")
+    try:
+        yield match.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
 
 
 def run_process(*args: str, **kwargs) -> subprocess.CompletedProcess:

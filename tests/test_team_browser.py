@@ -9,12 +9,10 @@ refused; signing out ends it. Without /usr/bin/chromium these tests fail
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
+from helpers import serving
 from test_web_browser import IMAGES, browser  # noqa: F401, F811  (the fixture: Debian's chromium)
 
 from crash_aggregates.cli import cli
@@ -44,19 +42,8 @@ def server(demo_data, tmp_path_factory):
             input=PASSWORDS[name] + "\n",
         )
         assert added.exit_code == 0, added.output
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crash_aggregates.cli", "serve", "--data", str(demo_data), "--port", "0",
-         "--state", str(state)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    line = process.stdout.readline()
-    match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
-    if not match:
-        process.kill()
-        pytest.fail(f"serve printed no URL: {line!r} {process.stderr.read()}")
-    yield match.group(1)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
+    with serving(demo_data, "--state", str(state)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,16 +13,12 @@ import csv
 import json
 import math
 import os
-import re
-import signal
-import subprocess
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
 import pytest
-from helpers import run
+from helpers import run, serving
 
 from crash_aggregates import synth
 
@@ -39,20 +35,8 @@ PLANTED = synth.regression_build_id([date(2016, 3, 9), date(2016, 3, 15)])
 @pytest.fixture(scope="module")
 def server(demo_data):
     """`crash-aggregates serve` on a free loopback port, as `make dashboard` runs it."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crash_aggregates.cli", "serve", "--data", str(demo_data), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()
-    match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
-    if not match:
-        process.kill()
-        pytest.fail(f"serve printed no URL: {line!r} {process.stderr.read()}")
-    yield match.group(1)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
+    with serving(demo_data) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,11 @@ from __future__ import annotations
 import csv
 import json
 import re
-import signal
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import pytest
-from helpers import run
+from helpers import run, serving
 from test_web_browser import CHROMIUM, IMAGES, browser, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -177,25 +175,6 @@ def add_user(state, name: str, role: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@contextmanager
-def serving(data, state):
-    """`crash-aggregates serve --state FILE` on a free loopback port."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crash_aggregates.cli", "serve", "--data", str(data), "--port", "0", "--state", str(state)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    line = process.stdout.readline()
-    match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
-    if not match:
-        process.kill()
-        pytest.fail(f"serve printed no URL: {line!r} {process.stderr.read()}")
-    try:
-        yield match.group(1)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-
-
 def signed_in(browser, base: str, name: str | None):  # noqa: F811
     context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=base)
     page = context.new_page()
@@ -226,7 +205,7 @@ def test_a_team_saves_a_query_puts_it_on_a_dashboard_and_moves_it_to_another_ser
     add_user(state, "nina", "editor")
     add_user(state, "victor", "viewer")
     expected = {c: sql(demo_data, CHANNEL_QUERY.replace("{{ channel }}", f"'{c}'")) for c in ("release", "beta")}
-    with serving(demo_data, state) as base:
+    with serving(demo_data, "--state", str(state)) as base:
         context, page, problems = signed_in(browser, base, "nina")
         # The console: the README's first query with a channel parameter, run and charted.
         page.goto("/console")
@@ -292,7 +271,7 @@ def test_a_team_saves_a_query_puts_it_on_a_dashboard_and_moves_it_to_another_ser
         assert result.exit_code == 0, result.output
     board_file = next((files / "dashboards").glob("*.toml")).read_text()
     assert "Stability team" in board_file and "[parameters.channel]" in board_file
-    with serving(demo_data, fresh) as base:
+    with serving(demo_data, "--state", str(fresh)) as base:
         context, page, problems = signed_in(browser, base, None)  # no users there: the local user
         page.goto("/dashboards")
         page.click("#dashboard-list a:has-text('Stability team')")
@@ -309,7 +288,7 @@ def test_a_team_saves_a_query_puts_it_on_a_dashboard_and_moves_it_to_another_ser
 
 
 def test_edit_versions_restore_and_fork_a_saved_query(browser, demo_data, tmp_path):  # noqa: F811
-    with serving(demo_data, tmp_path / "state.sqlite3") as base:
+    with serving(demo_data, "--state", str(tmp_path / "state.sqlite3")) as base:
         context, page, problems = signed_in(browser, base, None)
         page.goto("/console?sql=" + "SELECT 1 AS one")
         page.wait_for_selector(".cm-editor")
@@ -348,7 +327,7 @@ def test_a_list_parameter_chosen_among_a_querys_values(browser, demo_data, tmp_p
     options = "SELECT DISTINCT dimensions['channel'] FROM crash_aggregates ORDER BY 1"
     channels = [r[0] for r in sql(demo_data, options)]
     spec = {"type": "list", "default": ["release"], "options_query": options}
-    with serving(demo_data, tmp_path / "state.sqlite3") as base:
+    with serving(demo_data, "--state", str(tmp_path / "state.sqlite3")) as base:
         context, page, problems = signed_in(browser, base, None)
         page.goto("/console")  # the browser's cookie and CSRF token, then the API as the page's scripts use it
         token = page.get_attribute("#console", "data-csrf")
@@ -397,7 +376,7 @@ def test_the_starter_dashboard_of_examples_draws_every_widget(browser, demo_data
     state = tmp_path / "state.sqlite3"
     result = run("queries", "import", "examples", "--state", str(state))
     assert result.exit_code == 0, result.output
-    with serving(demo_data, state) as base:
+    with serving(demo_data, "--state", str(state)) as base:
         context, page, problems = signed_in(browser, base, None)
         page.goto("/dashboards")
         page.click("#dashboard-list a:has-text('Stability')")
