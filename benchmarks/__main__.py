@@ -32,6 +32,8 @@ STARTUP_RUNS = 10
 #: aggregate costs at peak (issue 14).
 FEW_AGGREGATES = "few-aggregates"
 PER_PING_DIMENSIONS = ("build_id", "country")
+#: Issue 16's Spark target: both engines' aggregate_day on a warm process, same corpus, same cores.
+WARM_KINDS = ("embedded-warm", "spark-warm")
 BYTES_PER_PING = {"realistic": 120e3, "small": 1.6e3}  # for the disk-space check only
 
 
@@ -68,6 +70,12 @@ def command(kind: str, corpus: Corpus, out: Path, spark_master: bool) -> list[st
         return [*job, "--workers", str(CORES), "--config", str(few_aggregates_config(out))]
     if kind == "spark":
         return [*job, "--engine", "spark", *(["--spark-master", f"local[{CORES}]"] if spark_master else [])]
+    if kind in WARM_KINDS:  # aggregate_day alone, in a process that has run the day before (warm_engines.py)
+        engine = kind.removesuffix("-warm")
+        return [sys.executable, "-m", "benchmarks.warm_engines", engine, corpus.root, "--date", corpus.day] + [
+            "--cores",
+            str(CORES),
+        ]
     extra = ["--date", corpus.day, "--out", str(out / "duckdb.parquet")] if kind == "duckdb" else []
     extra = ["--date", corpus.day] if kind == "scan" else extra
     return [sys.executable, "-m", "benchmarks.baselines", kind, *extra, *corpus.paths]
@@ -159,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         metavar="NAME[,NAME]",
         help="corpora (" + ", ".join(s.name for s in CORPORA) + ") and/or measurements "
-        f"(engine, engine-1, engine-N, duckdb, parse, scan, inflate, spark, startup, {FEW_AGGREGATES})",
+        f"(engine, engine-1, engine-N, duckdb, parse, scan, inflate, spark, {', '.join(WARM_KINDS)}, startup, "
+        f"{FEW_AGGREGATES})",
     )
     parser.add_argument("--corpus-dir", type=Path, default=HERE / "corpora", help="where corpora are cached")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
@@ -183,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         "inflate",
         "spark",
         FEW_AGGREGATES,
+        *WARM_KINDS,
         *ENGINE_KINDS,
     }
     if unknown:
@@ -217,9 +227,10 @@ def main(argv: list[str] | None = None) -> None:
         corpus = ensure(spec, args.corpus_dir, args.quick, log=console.print)
         kinds = [k for k in spec.measurements if wanted(k) and (k in ENGINE_KINDS or k not in ("engine-1", "engine-N"))]
         entry = results["corpora"][spec.name] = {"corpus": corpus.__dict__, "measurements": {}}
-        if "spark" in kinds and spark_cell:
-            kinds.remove("spark")
-            entry["measurements"]["spark"] = {"skipped": spark_cell, "why": spark_why}
+        for kind in ("spark", "spark-warm"):
+            if kind in kinds and spark_cell:
+                kinds.remove(kind)
+                entry["measurements"][kind] = {"skipped": spark_cell, "why": spark_why}
         warm(corpus)
         for i in range(args.runs):  # interleaved: a burst of load hits every measurement alike
             for kind in kinds:

@@ -437,6 +437,32 @@ def test_corrupt_input_same_message_and_same_salvage(spark, tmp_path):
     assert [c["path"] for c in report["corrupt_files"]] == [str(broken)]
 
 
+def test_splits_grouped_into_tasks_keep_their_order(spark, tmp_path):
+    """Tasks of several splits (embedded.plan_tasks): corrupt files are still named in split order."""
+    from crash_aggregates.config import default_config
+    from crash_aggregates.engines import embedded
+    from crash_aggregates.engines import spark as spark_engine
+    from crash_aggregates.engines.embedded import plan_tasks
+    from crash_aggregates.sources import list_input, plan_splits
+
+    day = DAYS[0]
+    broken = []
+    for i in range(12):
+        compression = "gzip" if i % 2 else "none"
+        name = f"part-{i:02d}.ndjson" + (".gz" if compression == "gzip" else "")
+        path = write_day(tmp_path, day, lines_for(day, 300, 100 + i), name, compression=compression)
+        if i in (3, 7, 11):
+            path.write_bytes(path.read_bytes()[:-40])
+            broken.append(str(path))
+    splits = plan_splits(list_input(tmp_path, date.fromisoformat(day)), 20_000)
+    assert len(plan_tasks(splits)) < len(splits)  # some tasks hold several splits
+    config = default_config()
+    got = spark_engine.aggregate_day(config, date.fromisoformat(day), splits, allow_corrupt=True)
+    want = embedded.aggregate_day(config, date.fromisoformat(day), splits, workers=1, allow_corrupt=True)
+    assert [c["path"] for c in got.corrupt_files] == [c["path"] for c in want.corrupt_files] == broken
+    assert (got.processed, got.ignored, got.aggregates.keys()) == (want.processed, want.ignored, want.aggregates.keys())
+
+
 def test_task_failure_is_one_line(spark, tmp_path):
     """A task that cannot read its file fails the date with the task's Python error, not a Java trace."""
     from crash_aggregates.config import default_config
