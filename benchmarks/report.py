@@ -35,8 +35,9 @@ duckdb  = read_json with explicit nested STRUCT columns, same filters, grouping 
           core (DuckDB: threads = cores), and their time is the work alone (interpreter start and
           imports excluded).
 warm    = embedded-warm and spark-warm (realistic-2x): the engine's aggregate_day alone (reading, the
-          rules, summing, merging; no process start, no Parquet) in a process that ran the day twice
-          before (the JVM warm), both on N cores: their ratio is the Spark target, per core.
+          rules, summing, merging; no process start, no Parquet) in a process that ran the same files
+          4 times before as earlier dates (the JVM warm, the rules new), both on N cores: their ratio
+          is the Spark target, per core.
 limit   = the composed limit of a compressed corpus: N / (1/inflate per core + 1/scan per core), from
           its inflate and its plain twin's scan in the same run (each byte must be inflated, then parsed).
 peak RSS = the largest single process of the command (getrusage of its reaped tree, or a 50 ms

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("root", help="the input: ROOT/submission_date=DATE/...")
     parser.add_argument("--date", required=True, type=date.fromisoformat)
     parser.add_argument("--cores", type=int, required=True, help="worker processes, or Spark's local[N]")
-    parser.add_argument("--warm-up", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument("--warm-up", type=int, default=4, help="untimed runs first (default 4)")
     args = parser.parse_args(argv)
 
     config = default_config()
