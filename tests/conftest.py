@@ -6,12 +6,26 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from helpers import SHARED
 from s3server import S3, start_moto, use_keys
 from sqldata import add_corrupt_partition, build, strip_sidecars
 
 # A pytest plugin (`make test-sanitized`), not a module to import for doctests.
 collect_ignore = ["sanitized.py"]
+
+# Property tests (test_properties.py): the same examples on every run (derandomize),
+# a few thousand for the cheap properties; HYPOTHESIS_PROFILE=deep draws ten times more.
+settings.register_profile(
+    "ci",
+    max_examples=2000,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+settings.register_profile("deep", settings.get_profile("ci"), max_examples=20000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session", autouse=True)
