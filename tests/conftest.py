@@ -6,8 +6,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from helpers import SHARED
+from hypothesis import HealthCheck, settings
 from s3server import S3, start_moto, use_keys
 from sqldata import add_corrupt_partition, build, strip_sidecars
 

@@ -143,14 +143,18 @@ def stat_names() -> list[str]:
     return default_config().stat_columns()
 
 
-def sql_totals(data: str | Path) -> dict[str, dict[str, float]]:
-    """``{submission date: {"aggregates": rows, stat: sum, ...}}`` as ``crash-aggregates sql`` answers."""
+def totals_query() -> str:
+    """Per submission date: the aggregates and the sum of every stat (``sql_totals``)."""
     sums = ", ".join(f"sum(stats['{s}']) AS \"{s}\"" for s in stat_names())
-    query = (
+    return (
         f"SELECT CAST(submission_date AS VARCHAR) AS day, count(*) AS aggregates, {sums} "
         "FROM crash_aggregates GROUP BY 1 ORDER BY 1"
     )
-    result = run("sql", "--data", data, "--format", "json", query)
+
+
+def sql_totals(data: str | Path) -> dict[str, dict[str, float]]:
+    """``{submission date: {"aggregates": rows, stat: sum, ...}}`` as ``crash-aggregates sql`` answers."""
+    result = run("sql", "--data", data, "--format", "json", totals_query())
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     return {row.pop("day"): row for row in rows}

@@ -20,6 +20,8 @@ test_scanner_safety.py.
 from __future__ import annotations
 
 import gzip
+import json
+import math
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -27,6 +29,7 @@ from unittest import mock
 
 import zstandard
 from differential import CONFIGS, Tiers
+from helpers import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pingstrategies import D, blank_lines, ping_files, pings
@@ -34,8 +37,9 @@ from pingstrategies import D, blank_lines, ping_files, pings
 from crash_aggregates import sources
 from crash_aggregates.aggregate import DayAggregate
 from crash_aggregates.config import default_config
+from crash_aggregates.engines import embedded
 from crash_aggregates.pings import PingRules
-from crash_aggregates.sources import InputFile, Split, read_batches, read_lines
+from crash_aggregates.sources import InputFile, Split, list_input, plan_splits, read_batches, read_lines
 
 TIERS = [Tiers(config, D) for config in CONFIGS.values()]
 RULES = PingRules(default_config(), D)
@@ -128,7 +132,9 @@ def test_any_split_reads_like_the_whole_file(lines, trailing_newline, cuts, bloc
         splits = [Split(file, a, b) for a, b in zip(bounds, bounds[1:], strict=False)] or [Split(file, 0, 0)]
         with mock.patch.object(sources, "BLOCK", block):
             mapped = [line for split in splits for line in read_lines(split)]
-            streamed = [bytes(line) for split in splits for b in sources._plain_batches(split, None) for line in b.lines]
+            streamed = [
+                bytes(line) for split in splits for b in sources._plain_batches(split, None) for line in b.lines
+            ]
     expected = whole_lines(data) if data else []
     assert mapped == expected
     assert streamed == expected
@@ -151,3 +157,81 @@ def test_compressed_files_read_like_plain_ones(lines, compression, members):
         assert file.compression == compression
         got = [line for batch in read_batches(Split(file)) for line in map(bytes, batch.lines)]
     assert got == (whole_lines(data) if data else [])
+
+
+# -- (c) and (e): whole days through the engine and the job ---------------------------
+
+
+def write_day_files(root: Path, files, compressions) -> None:
+    """One submission date's files under ``root`` (each a list of generated lines), compressed as drawn."""
+    folder = root / f"submission_date={D.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (lines, compression) in enumerate(zip(files, compressions, strict=False)):
+        data = file_bytes(lines, trailing_newline=True)
+        if compression == "gzip":
+            data = gzip.compress(data, mtime=0)
+        elif compression == "zstd":
+            data = zstandard.compress(data)
+        (folder / f"part-{i}.ndjson").write_bytes(data)
+
+
+def close_aggregates(a: DayAggregate, b: DayAggregate) -> bool:
+    """The same counters, keys and stats (sums of floats added in another order may differ in the last bits)."""
+    if (a.processed, a.ignored) != (b.processed, b.ignored) or a.aggregates.keys() != b.aggregates.keys():
+        return False
+    return all(
+        len(x) == len(y) and all(u == v or math.isclose(u, v, rel_tol=1e-9) for u, v in zip(x, y, strict=True))
+        for key in a.aggregates
+        for x, y in [(a.aggregates[key], b.aggregates[key])]
+    )
+
+
+day_files = st.lists(ping_files, min_size=1, max_size=3)
+compression_lists = st.lists(st.sampled_from(["none", "none", "gzip", "zstd"]), min_size=3, max_size=3)
+
+
+@examples(60)
+@given(files=day_files, compressions=compression_lists, split_bytes=st.integers(1, 4096))
+def test_one_and_two_workers_agree_with_one_pass(files, compressions, split_bytes):
+    """The embedded engine with 1 and 2 worker processes, on splits of any size (lines straddle
+    them), sums what one pass over the lines finds. (The Spark engine: tests/test_spark.py.)"""
+    with tempfile.TemporaryDirectory() as folder:
+        write_day_files(Path(folder), files, compressions)
+        splits = plan_splits(list_input(folder, D), split_bytes)
+        one = embedded.aggregate_day(RULES.config, D, splits, workers=1)
+        two = embedded.aggregate_day(RULES.config, D, splits, workers=2)
+    whole = aggregate([line for lines in files for line in whole_lines(file_bytes(lines, True))])
+    assert same_aggregate(one, two)
+    assert close_aggregates(one, whole)
+
+
+def published(root: Path) -> dict:
+    """Every file of the output, by relative path: its bytes, or for the report its counters."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.name in ("_report.json", "_SUCCESS"):  # times and the version stamp differ from run to run
+                doc = json.loads(data)
+                data = {
+                    k: v for k, v in doc.items() if not any(t in k for t in ("time", "seconds", "duration", "version"))
+                }
+            out[path.relative_to(root).as_posix()] = data
+    return out
+
+
+@examples(25)
+@given(files=day_files, compressions=compression_lists, workers=st.sampled_from(["1", "2"]))
+def test_running_a_date_again_changes_nothing(files, compressions, workers):
+    """(e) ``run`` twice on the same input: the same files, byte for byte (bar the report's clock)."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        write_day_files(root / "in", files, compressions)
+        args = ("run", "--input", root / "in", "--output", root / "out", "--min-submission-date", D.isoformat())
+        args += ("--max-submission-date", D.isoformat(), "--workers", workers, "--no-progress")
+        first = run(*args)
+        assert first.exit_code == 0, first.output
+        before = published(root / "out")
+        again = run(*args)
+        assert again.exit_code == 0, again.output
+        assert published(root / "out") == before
