@@ -12,6 +12,11 @@ token, bytes that are not UTF-8, an unpaired surrogate escape, a raw control
 character, nesting deeper than any parser here allows, a root that is not an
 object, text after the object, a byte order mark.
 
+The one reason a ping's content cannot give is ``oversized``: a line is
+oversized by its length against the run's limit (``max_line_size``), and is
+skipped before any rule reads it. The file-level properties (test_properties
+(c) and (d)) draw the limit too, so that generated lines fall on both sides.
+
 Lines never hold a newline, so that a list of them is a valid NDJSON file.
 """
 
@@ -28,6 +33,9 @@ from pingcases import REASONS, Dup, Raw, encode
 D = date(2016, 3, 15)
 COMPACT = D.strftime("%Y%m%d")
 MISSING = object()  # a field left out
+
+#: The reasons the rules give a ping from its content (all of SPEC's but ``oversized``).
+CONTENT_REASONS = [r for r in REASONS if r != "oversized"]
 
 RULE_KEYS = {"type", "meta", "payload", "environment", "application", "creationDate"}
 
@@ -180,7 +188,7 @@ def pings(draw, damage: bool = True) -> GeneratedPing:
     crash = draw(st.booleans())
     reasons = set()
     if damage:
-        reasons = set(draw(st.lists(st.sampled_from(REASONS), max_size=3, unique=True)))
+        reasons = set(draw(st.lists(st.sampled_from(CONTENT_REASONS), max_size=3, unique=True)))
     reasons.discard("content_crash" if not crash else "invalid_subsession_length")
     doc_type = "crash" if crash else "main"
     tree: dict = {}
@@ -275,7 +283,7 @@ def pings(draw, damage: bool = True) -> GeneratedPing:
         line = b"\xef\xbb\xbf" + line
     assert b"\n" not in line
 
-    reason = next((r for r in REASONS if r in reasons), None)
+    reason = next((r for r in CONTENT_REASONS if r in reasons), None)
     return GeneratedPing(line, reason, crash and reason not in ("malformed_json", "other_doc_type"))
 
 
