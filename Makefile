@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO    = demo-data
 
-.PHONY: install test test-fast test-airflow lint format demo dashboard screenshots chromium vendor-chartjs vendor-codemirror bench bench-long-line docs clean
+.PHONY: install test test-fast test-properties test-airflow lint format demo dashboard screenshots chromium vendor-chartjs vendor-codemirror bench bench-long-line docs clean
 
 $(BIN)/crash-aggregates: pyproject.toml src/crash_aggregates/_scan.c
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ $(CHROMIUM):
 # The inner loop: everything but Spark and the tests marked slow.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/test_spark.py
+
+# The property tests with at least 2,000 examples of every property (make test runs
+# the whole-day ones, (c) and (e), with 100 each; docs/reliability.md has the times).
+test-properties: install
+	HYPOTHESIS_PROFILE=full $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_properties.py
 
 # deploy/airflow's DAG file, loaded by Airflow's own DagBag in a virtualenv of its own
 # (Airflow's ~130 dependencies do not belong in the project's).

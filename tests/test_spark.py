@@ -831,3 +831,40 @@ def test_limit_on_distinct_aggregates(spark, tmp_path):
     assert expected_message(89, 90, distinct_values(pings)) in result.output
     assert "Traceback" not in result.output
     assert read_partition(tmp_path / "out", LIMITS_DAY) == before
+
+
+# -- property (c) of test_properties.py: generated days --------------------------------
+
+
+def test_generated_days_equal_the_embedded_engines(spark):
+    """Property (c) on the Spark engine: days of generated pings (every kind of damage, every
+    compression, a line limit that generated lines fall on both sides of) give the embedded
+    engine's 1-worker answer: the same keys, counters and oversized lines, and stats equal to
+    1e-9 relative (Spark adds the floats in another order; see engines/spark.py)."""
+    import tempfile
+    from dataclasses import replace
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from pingstrategies import D
+    from test_properties import RULES, close_stats, compression_lists, day_files, line_limits, write_day_files
+
+    from crash_aggregates.engines import embedded
+    from crash_aggregates.engines import spark as spark_engine
+    from crash_aggregates.sources import list_input, plan_splits
+
+    @settings(max_examples=8)  # each a Spark job of a few seconds; derandomized (conftest.py)
+    @given(files=day_files, compressions=compression_lists, split_bytes=st.integers(64, 4096), limit=line_limits)
+    def check(files, compressions, split_bytes, limit):
+        config = replace(RULES.config, max_line_size=limit)
+        with tempfile.TemporaryDirectory() as folder:
+            write_day_files(Path(folder), files, compressions)
+            splits = plan_splits(list_input(folder, D), split_bytes)
+            expected = embedded.aggregate_day(config, D, splits, workers=1)
+            got = spark_engine.aggregate_day(config, D, splits)
+        assert (got.processed, got.ignored) == (expected.processed, expected.ignored)
+        assert got.oversized_lines == expected.oversized_lines
+        assert got.aggregates.keys() == expected.aggregates.keys()
+        assert close_stats(got.aggregates, expected.aggregates)
+
+    check()
