@@ -39,7 +39,11 @@ def package_modules() -> list[str]:
 
 
 #: click's own exceptions, which the CLI raises at the edge.
-EDGE = {"crash_aggregates.cli.UsageError", "crash_aggregates.cli.Failed", "crash_aggregates.cli.JobFailed"}
+EDGE = {
+    "crash_aggregates.cli_common.UsageError",
+    "crash_aggregates.cli_common.Failed",
+    "crash_aggregates.cli_common.JobFailed",
+}
 
 
 def test_every_exception_of_the_library_has_the_common_base():

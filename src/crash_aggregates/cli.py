@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import gc
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import click
 
 from . import engines
+from .cli_common import (
+    Failed,
+    JobFailed,
+    UsageError,
+    check_location,
+    date_range,
+    exit_codes_help,
+    is_folder,
+    load_config_or_fail,
+    parse_date,
+    yesterday,
+)
 from .errors import CrashAggregatesError, ExitCode
-
-
-def exit_codes_help(meanings: dict[ExitCode, str]) -> str:
-    """The epilog of a command's ``--help`` that says what its exit statuses mean."""
-    return "\b\nExit codes:\n" + "\n".join(f"  {code:d}  {meaning}" for code, meaning in meanings.items())
-
 
 EXIT_CODES_HELP = exit_codes_help(
     {
@@ -30,89 +36,6 @@ EXIT_CODES_HELP = exit_codes_help(
         ExitCode.NO_INPUT: "a date had no input; nothing written for it (and no date failed)",
     }
 )
-
-
-class UsageError(click.UsageError):
-    """A bad argument: the usage, then one line on stderr; exit status 2."""
-
-    exit_code = ExitCode.USAGE
-
-
-class Failed(click.ClickException):
-    """A library error at the edge: ``Error: <message>`` on stderr, the error's exit status."""
-
-    def __init__(self, message: str, exit_code: ExitCode = ExitCode.FAILED):
-        super().__init__(message)
-        self.exit_code = int(exit_code)
-
-    @classmethod
-    def of(cls, error: CrashAggregatesError, suffix: str = "") -> Failed:
-        return cls(f"{error}{suffix}", error.exit_code)
-
-
-class JobFailed(Failed):
-    """The same in the style of the job's other lines (``warning: ...``): ``error: <message>``."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def parse_date(text: str) -> date:
-    """``YYYYMMDD`` or ``YYYY-MM-DD``.
-
-    >>> parse_date("20160305"), parse_date("2016-03-05")
-    (datetime.date(2016, 3, 5), datetime.date(2016, 3, 5))
-    """
-    for fmt in ("%Y%m%d", "%Y-%m-%d"):
-        try:
-            parsed = datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-        if len(text) == (8 if fmt == "%Y%m%d" else 10):
-            return parsed
-    raise ValueError(f"invalid date {text!r}: expected YYYYMMDD or YYYY-MM-DD")
-
-
-def yesterday() -> date:
-    return datetime.now(UTC).date() - timedelta(days=1)
-
-
-def date_range(min_date: str | None, max_date: str | None) -> list[date]:
-    """Every date from min to max inclusive; each defaults to yesterday (UTC)."""
-    try:
-        lo = parse_date(min_date) if min_date else yesterday()
-        hi = parse_date(max_date) if max_date else yesterday()
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if lo > hi:
-        raise UsageError(f"--min-submission-date {lo} is after --max-submission-date {hi}")
-    return [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
-
-
-def check_location(what: str, location: str) -> str:
-    """A local path or the URL of a store (with its extra installed), else a usage error."""
-    from .stores import StoreUnavailable, check
-
-    try:
-        return check(location)
-    except (ValueError, StoreUnavailable) as e:
-        raise UsageError(f"{what}: {e}") from None
-
-
-def is_folder(location: str) -> bool:
-    """Whether a checked location can be read from: a local folder that exists, or any URL prefix."""
-    from .stores import store_for
-
-    return store_for(location).root_exists()
-
-
-def load_config_or_fail(path: str | None):
-    from .config import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        raise UsageError(str(e)) from None
 
 
 @click.group(
@@ -603,176 +526,6 @@ def serve_cmd(data_path, host, port, config_path, state_path, trust_user_header)
         pass
 
 
-CHECK_EXIT_CODES_HELP = exit_codes_help(
-    {
-        ExitCode.OK: "nothing fires",
-        ExitCode.FIRING: "at least one check or rule fires (with --backtest: would have fired), "
-        "or the data cannot be read",
-        ExitCode.USAGE: "bad arguments or configuration",
-    }
-)
-
-
-def data_or_fail(data_path: str | None, config) -> str:
-    """--data, else the config's [data] output, checked like run's locations."""
-    data_path = data_path or config.output
-    if not data_path:
-        raise UsageError("no data: pass --data PATH or set [data] output in the config")
-    return check_location("--data", data_path)
-
-
-def parse_date_option(name: str, text: str | None) -> date | None:
-    try:
-        return parse_date(text) if text else None
-    except ValueError as e:
-        raise UsageError(f"{name}: {e}") from None
-
-
-@cli.command("check", epilog=CHECK_EXIT_CODES_HELP)
-@click.option(
-    "--data",
-    "data_path",
-    metavar="PATH",
-    help="Root of the aggregates (a folder or s3://bucket/prefix). Default: [data] output of the config.",
-)
-@click.option("--config", "config_path", metavar="FILE", help="TOML config with [watchdog], [[alerts]] and [notify].")
-@click.option("--as-of", metavar="D", help="Evaluate as if today (UTC) were D, YYYY-MM-DD: to review a past day.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: one line per finding that fires or lacks data, then a summary; json: every finding.",
-)
-@click.option(
-    "--backtest",
-    nargs=2,
-    metavar="FROM TO",
-    help=(
-        "Replay the [[alerts]] rules with each date from FROM to TO as the newest date evaluated, and list when "
-        "they would have fired. Sends nothing, remembers nothing."
-    ),
-)
-@click.option(
-    "--state",
-    "state_path",
-    metavar="FILE",
-    help="SQLite state file (what was told, and when). Default: [state] path, else the user's data directory.",
-)
-@click.option(
-    "--notify/--no-notify",
-    default=True,
-    show_default=True,
-    help="Send what is new to the [notify] destinations (--no-notify: evaluate and remember only).",
-)
-def check_cmd(data_path, config_path, as_of, fmt, backtest, state_path, notify):
-    """Check the published aggregates: missing dates, volume, quality, crash-rate rules.
-
-    \b
-    Data checks (from each partition's report, over [watchdog] window_days):
-      missing  a date of the window without a published partition
-      volume   pings processed outside 50%-200% of the median of the 7 dates before
-      quality  a reason's share of ignored pings above twice its median (and above 1%)
-    Rules: every [[alerts]] entry of the config, each group (e.g. each build)
-    OK, FIRING or INSUFFICIENT (less usage than min_usage_hours).
-
-    What starts firing, gets worse, or resolves is sent to the [notify]
-    destinations (email, webhooks) once; the state file remembers what was told.
-    """
-    from .state import StateError, resolve_path
-    from .watch import command
-
-    config = load_config_or_fail(config_path)
-    data = data_or_fail(data_path, config)
-    day = parse_date_option("--as-of", as_of)
-    try:
-        if backtest:
-            if as_of:
-                raise UsageError("--backtest replays its own dates: it does not take --as-of")
-            first, last = (parse_date_option("--backtest", t) for t in backtest)
-            if first > last:
-                raise UsageError(f"--backtest: {first} is after {last}")
-            if (last - first).days > 366:
-                raise UsageError("--backtest: at most 367 dates at once")
-            if not config.watch.alerts:
-                raise UsageError("--backtest replays the [[alerts]] rules, and the config has none")
-            sys.exit(command.backtest(config, data, first, last, fmt))
-        try:
-            state = resolve_path(state_path, config.state_path, (data, config.input))
-        except StateError as e:
-            raise UsageError(str(e)) from None
-        sys.exit(command.check(config, data, day, fmt, state, send=notify))
-    except CrashAggregatesError as e:  # the data or the state file cannot be used
-        raise JobFailed.of(e) from None
-
-
-@cli.command("report")
-@click.option(
-    "--data",
-    "data_path",
-    metavar="PATH",
-    help="Root of the aggregates (a folder or s3://bucket/prefix). Default: [data] output of the config.",
-)
-@click.option("--config", "config_path", metavar="FILE", help="TOML config with [notify.email] and [dashboard] url.")
-@click.option("--as-of", metavar="D", help="Report as if today (UTC) were D, YYYY-MM-DD.")
-@click.option(
-    "--days",
-    type=click.IntRange(1, 92),
-    default=7,
-    show_default=True,
-    metavar="N",
-    help="Submission dates covered (ending yesterday, or [watchdog] lag_days back), compared with the N before.",
-)
-@click.option("--email", "send", is_flag=True, help="Send the digest to the [notify.email] destinations.")
-@click.option(
-    "--to", "to", multiple=True, metavar="ADDRESS", help="With --email: send to ADDRESS instead (repeatable)."
-)
-@click.option(
-    "--output",
-    "output_path",
-    metavar="FILE",
-    help="Write the digest as an email file (.eml, with its images) to FILE, e.g. to look at it first.",
-)
-@click.option(
-    "--state",
-    "state_path",
-    metavar="FILE",
-    help="State file whose firing findings the digest lists. Default: [state] path, else the user's data directory.",
-)
-def report_cmd(data_path, config_path, as_of, days, send, to, output_path, state_path):
-    """A digest of crash rates: the overview table and a chart per channel, by email.
-
-    Per channel, each crash stat's rate per 1,000 usage hours over the last
-    --days submission dates and its change against the days before (marked
-    when significant), a chart of the daily main crash rate rendered on the
-    server as an image, the findings firing as of the last `check`, and links
-    to the dashboard ([dashboard] url). Without --email or --output the text
-    version is printed. Run it from cron (daily or weekly).
-    """
-    from .state import StateError, resolve_path
-    from .watch import command
-    from .watch.report import ReportUnavailable
-
-    config = load_config_or_fail(config_path)
-    data = data_or_fail(data_path, config)
-    day = parse_date_option("--as-of", as_of)
-    if to and not send:
-        raise UsageError("--to goes with --email")
-    if send and not config.watch.notify.emails():
-        raise UsageError("--email needs a [notify.email] destination in the config")
-    try:
-        state = resolve_path(state_path, config.state_path, (data, config.input))
-    except StateError as e:
-        raise UsageError(str(e)) from None
-    try:
-        sys.exit(command.report(config, data, day, days, send, to, output_path, state))
-    except ReportUnavailable as e:
-        raise UsageError(str(e)) from None
-    except CrashAggregatesError as e:
-        raise JobFailed.of(e) from None
-
-
 @cli.command()
 @click.option(
     "--output",
@@ -829,9 +582,12 @@ def generate(output_path, min_submission_date, max_submission_date, pings_per_da
     )
 
 
-# The team's commands (users, queries, state) live in their own module.
+# The team's commands (users, queries, state) and the watchdog's (check, report) live in their own modules.
 from .cli_team import queries_group, state_group, users_group  # noqa: E402
+from .cli_watch import check_cmd, report_cmd  # noqa: E402
 
+cli.add_command(check_cmd)
+cli.add_command(report_cmd)
 cli.add_command(users_group)
 cli.add_command(queries_group)
 cli.add_command(state_group)

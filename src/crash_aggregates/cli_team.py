@@ -3,8 +3,7 @@
 Thin wrappers over ``users.py``, ``queries.py``, ``queryfiles.py`` and
 ``state.py``; every one takes ``--state FILE`` (else ``[state] path`` of the
 config, else the default in the user's data directory). ``cli.py`` adds these
-groups to its own; what they share with it (``cli.UsageError``, ``cli.Failed``)
-is imported when a command runs, since ``cli.py`` imports this module.
+groups to its own.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from .cli_common import Failed, UsageError, load_config_or_fail
 from .errors import CrashAggregatesError
 
 STATE_HELP = "SQLite state file. Default: [state] path of the config, else the user's data directory."
@@ -31,7 +31,6 @@ def state_options(command):
 
 def state_file(state_path: str | None, config_path: str | None) -> Path:
     """Where the state file is (``--state``, ``[state] path``, the default), never inside the dataset."""
-    from .cli import UsageError, load_config_or_fail
     from .state import StateError, resolve_path
 
     config = load_config_or_fail(config_path)
@@ -44,7 +43,6 @@ def state_file(state_path: str | None, config_path: str | None) -> Path:
 @contextmanager
 def state_db(state_path: str | None, config_path: str | None) -> Iterator[sqlite3.Connection]:
     """The state file, open; a library error inside the block becomes ``Error: <message>`` and its exit status."""
-    from .cli import Failed
     from .state import open_state
 
     try:
@@ -61,7 +59,6 @@ def state_db(state_path: str | None, config_path: str | None) -> Iterator[sqlite
 
 def read_password() -> str:
     """The first line of standard input, without its line end."""
-    from .cli import UsageError
 
     line = sys.stdin.readline().rstrip("\r\n")
     if not line:
@@ -223,7 +220,6 @@ def state_backup(target, state_path, config_path):
     FILE is written beside itself first and then renamed, so it is always a
     whole database; an existing FILE is replaced.
     """
-    from .cli import Failed, UsageError
     from .state import StateError, backup_file
 
     source = state_file(state_path, config_path)
