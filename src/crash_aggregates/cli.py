@@ -19,6 +19,7 @@ from .cli_common import (
     JobFailed,
     UsageError,
     check_location,
+    data_option,
     date_range,
     exit_codes_help,
     is_folder,
@@ -294,12 +295,7 @@ SQL_EXIT_CODES_HELP = exit_codes_help(
 @cli.command("sql", epilog=SQL_EXIT_CODES_HELP)
 @click.argument("query", required=False, metavar="[QUERY]")
 @click.option("--file", "-f", "query_file", metavar="F", help="Read the query from file F ('-' for standard input).")
-@click.option(
-    "--data",
-    "data_path",
-    metavar="PATH",
-    help="Root of the aggregates (PATH/submission_date=YYYY-MM-DD/). Default: [data] output of the config.",
-)
+@data_option
 @click.option("--config", "config_path", metavar="FILE", help="TOML config whose [data] output is the default --data.")
 @click.option(
     "--dialect",
@@ -398,12 +394,7 @@ def ddl_cmd(dialect, location, table):
 
 
 @cli.command("migrate")
-@click.option(
-    "--data",
-    "data_path",
-    metavar="PATH",
-    help="Root of the aggregates, a folder or s3://bucket/prefix. Default: [data] output of the config.",
-)
+@data_option
 @click.option("--config", "config_path", metavar="FILE", help="TOML config whose [data] output is the default --data.")
 @click.option("--dry-run", is_flag=True, help="Print what would change, and change nothing.")
 def migrate_cmd(data_path, config_path, dry_run):
@@ -447,12 +438,7 @@ def migrate_cmd(data_path, config_path, dry_run):
 
 
 @cli.command("serve")
-@click.option(
-    "--data",
-    "data_path",
-    metavar="PATH",
-    help="Root of the aggregates, a folder or s3://bucket/prefix. Default: [data] output of the config.",
-)
+@data_option
 @click.option(
     "--host",
     default="127.0.0.1",

@@ -100,3 +100,13 @@ def load_config_or_fail(path: str | None):
         return load_config(path)
     except ConfigError as e:
         raise UsageError(str(e)) from None
+
+
+def data_option(command):
+    """The ``--data PATH`` option of the commands that read the aggregates."""
+    return click.option(
+        "--data",
+        "data_path",
+        metavar="PATH",
+        help="Root of the aggregates: a folder or s3://bucket/prefix. Default: [data] output of the config.",
+    )(command)

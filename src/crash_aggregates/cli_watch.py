@@ -10,7 +10,15 @@ from datetime import date
 
 import click
 
-from .cli_common import JobFailed, UsageError, check_location, exit_codes_help, load_config_or_fail, parse_date
+from .cli_common import (
+    JobFailed,
+    UsageError,
+    check_location,
+    data_option,
+    exit_codes_help,
+    load_config_or_fail,
+    parse_date,
+)
 from .errors import CrashAggregatesError, ExitCode
 
 CHECK_EXIT_CODES_HELP = exit_codes_help(
@@ -39,12 +47,7 @@ def parse_date_option(name: str, text: str | None) -> date | None:
 
 
 @click.command("check", epilog=CHECK_EXIT_CODES_HELP)
-@click.option(
-    "--data",
-    "data_path",
-    metavar="PATH",
-    help="Root of the aggregates (a folder or s3://bucket/prefix). Default: [data] output of the config.",
-)
+@data_option
 @click.option("--config", "config_path", metavar="FILE", help="TOML config with [watchdog], [[alerts]] and [notify].")
 @click.option("--as-of", metavar="D", help="Evaluate as if today (UTC) were D, YYYY-MM-DD: to review a past day.")
 @click.option(
@@ -118,12 +121,7 @@ def check_cmd(data_path, config_path, as_of, fmt, backtest, state_path, notify):
 
 
 @click.command("report")
-@click.option(
-    "--data",
-    "data_path",
-    metavar="PATH",
-    help="Root of the aggregates (a folder or s3://bucket/prefix). Default: [data] output of the config.",
-)
+@data_option
 @click.option("--config", "config_path", metavar="FILE", help="TOML config with [notify.email] and [dashboard] url.")
 @click.option("--as-of", metavar="D", help="Report as if today (UTC) were D, YYYY-MM-DD.")
 @click.option(
