@@ -154,11 +154,19 @@ class Tiers:
 
     def _check_compiled(self, name: str, rules: PingRules, line: bytes) -> None:
         """The compiled rules (``_scan.Summer``, as ``DayAggregate.add_lines`` runs them) sum the
-        line as ``evaluate`` does: the same counters, keys and stats."""
+        line as ``evaluate`` does: the same counters, keys and stats. The line is added three
+        times: the second time its sums go into the aggregate the first one made (Summer adds
+        in place to a float nobody else holds), the third time while another list holds those
+        floats too (Summer must then make new ones, and leave the other list's alone)."""
         compiled, reference = DayAggregate(), DayAggregate()
         with exact_buffer(line) as view:
+            compiled.add_lines(rules, [view, view])
+            held = {key: list(sums) for key, sums in compiled.aggregates.items()}  # the same float objects
+            bits = {key: [x.hex() for x in sums] for key, sums in held.items()}  # NaN-proof
             compiled.add_lines(rules, [view])
-        reference._add_lines(self.reference, [line], False)
+        if {key: [x.hex() for x in sums] for key, sums in held.items()} != bits:
+            raise Disagreement(f"{name} compiled rules changed floats that another list holds: {held}")
+        reference._add_lines(self.reference, [line, line, line], False)
         got = (compiled.aggregates, compiled.processed, compiled.ignored)
         want = (reference.aggregates, reference.processed, reference.ignored)
         if got != want:
