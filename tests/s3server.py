@@ -8,7 +8,8 @@ are answered as AWS would answer them.
 
 ``FaultProxy`` sits between a client and the server: it can answer some
 requests with a 503 SlowDown or a 500 InternalError before the server sees
-them (transient errors to retry), and records every request it forwards.
+them (transient errors to retry), drop the connection without an answer or
+cut an answer short, and records every request it forwards.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -146,12 +148,19 @@ def make_user(iam, name: str, policy: dict) -> Keys:
     return Keys(key["AccessKeyId"], key["SecretAccessKey"])
 
 
-class FaultProxy:
-    """Forwards to ``target``; ``fail(n, status)`` makes requests fail, the log records them.
+#: What ``FaultProxy.fault`` may answer, besides None (forward the request) and a status:
+DROP = "drop"  # close the connection without an answer (the request never reaches the server)
+CUT = "cut"  # forward, then send the answer's headers and half its body, and close
 
-    ``fail_first_of_each=True`` fails the first attempt of every third
-    distinct request (method, path and range), so each of those is retried
-    once.
+
+class FaultProxy:
+    """Forwards to ``target``; some requests fail as the attributes below say, the log records them.
+
+    ``always``: a status to answer every request with. ``fail_first_of_each=True``
+    fails the first attempt of every third distinct request (method, path and
+    range), so each of those is retried once. ``fault``: a callable given each
+    request's method and path that answers None (forward it), a status (500,
+    503, ...), ``DROP`` or ``CUT``. ``failures`` counts the requests failed.
     """
 
     def __init__(self, target: str):
@@ -160,6 +169,7 @@ class FaultProxy:
         self.failures = 0
         self.always: int | None = None  # a status to answer every request with
         self.fail_first_of_each = False
+        self.fault: Callable[[str, str], int | str | None] | None = None
         self._seen: set = set()
         self._lock = threading.Lock()
         proxy = self
@@ -174,7 +184,10 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status = proxy._fault(self.command, self.path, self.headers.get("Range"))
-                if status:
+                if status == DROP:
+                    self.close_connection = True
+                    return
+                if status and status != CUT:
                     code = "SlowDown" if status == 503 else "InternalError"
                     payload = (
                         f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
@@ -204,7 +217,10 @@ class FaultProxy:
                 length = response.getheader("Content-Length") if self.command == "HEAD" else None
                 self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if status == CUT:  # the answer begun, then the connection lost
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                elif self.command != "HEAD":
                     self.wfile.write(data)
                 conn.close()
                 with proxy._lock:
@@ -217,8 +233,11 @@ class FaultProxy:
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def _fault(self, method: str, path: str, byte_range: str | None) -> int | None:
+    def _fault(self, method: str, path: str, byte_range: str | None) -> int | str | None:
         with self._lock:
+            if self.fault and (answer := self.fault(method, path)):
+                self.failures += 1
+                return answer
             if self.always:
                 self.failures += 1
                 return self.always

@@ -49,7 +49,7 @@ from helpers import (  # noqa: E402
     sql_totals,
     write_day,
 )
-from s3server import REGION, S3, FaultProxy, free_port, make_user, use_keys  # noqa: E402
+from s3server import DROP, REGION, S3, FaultProxy, free_port, make_user, use_keys  # noqa: E402
 
 from crash_aggregates import location, storage  # noqa: E402
 from crash_aggregates.sources import list_input, plan_splits, read_lines  # noqa: E402
@@ -338,6 +338,83 @@ def test_killed_upload_leaves_previous_version_and_next_run_cleans(s3, tmp_path)
     assert storage.read_report(out, date(2016, 3, 5))["main_pings_processed"] == sum(
         s["ping_count"] for s in rows.values()
     )
+
+
+UPLOADS, WRITES = ("PUT", "POST"), ("PUT", "POST", "DELETE")
+
+
+@pytest.mark.parametrize(
+    "fault, first_failed, methods",
+    [
+        pytest.param(500, 2, UPLOADS, id="500s-from-the-data-file"),
+        pytest.param(500, 4, UPLOADS, id="500s-from-the-report"),
+        pytest.param(DROP, 2, UPLOADS, id="dropped-connections-from-the-data-file"),
+        pytest.param(DROP, 4, UPLOADS, id="dropped-connections-from-the-report"),
+        pytest.param(500, 4, WRITES, id="store-down-from-the-report"),
+    ],
+)
+def test_upload_faults_keep_the_previous_version(s3, tmp_path, fault, first_failed, methods):
+    """The store answers 500, or drops the connection without an answer, from an upload of
+    the run on: the second (the data file; the first is the output's lock) or the fourth
+    (the report, after the data file and the sidecar went up). The date fails in one line,
+    readers keep the previous version, the failed run removes what it uploaded, and the
+    next run publishes. With the store down (deletes failing too) the failed run's files
+    and its lock stay: a second line warns about the lock, and the next run (same host,
+    the holder dead) takes the lock over, publishes and removes them."""
+    write_day(tmp_path / "old", DAY, pings(200))
+    write_day(tmp_path / "new", DAY, pings(500, channel="beta"))
+    out = s3.url("out")
+    assert run("run", "--input", tmp_path / "old", "--output", out, *DATES, "--workers", "1").exit_code == 0
+    old_rows, old_totals, old_report = s3_rows(out), sql_totals(out), storage.read_report(out, date(2016, 3, 5))
+    [old_file] = storage.published_partitions(out)[DAY]
+    old_keys = s3.keys(f"out/submission_date={DAY}")
+
+    uploads = []
+
+    def failing_from_the_nth_write(method: str, path: str):
+        if method in methods and "/out/" in path:
+            uploads.append((method, path))
+            if len(uploads) >= first_failed:
+                return fault
+        return None
+
+    with FaultProxy(s3.endpoint) as proxy:
+        proxy.fault = failing_from_the_nth_write
+        # A real process: its stderr and exit code as the shell sees them.
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint, "AWS_MAX_ATTEMPTS": "2"}
+        failed = run_process("run", "--input", tmp_path / "new", "--output", out, *DATES, "--workers", "1", env=env)
+        assert proxy.failures >= 1
+    # The upload that first failed: the data file, or the report after the data file and sidecar.
+    first = location.name(uploads[first_failed - 1][1])
+    assert first.startswith("part-") if first_failed == 2 else first == "_report.json", uploads
+    assert failed.returncode == 1, failed.stderr
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in failed.stderr, failed.stderr
+    assert lines[0].startswith(f"{DAY}: failed: cannot publish to {out}/submission_date={DAY}: "), lines
+    assert lines[0].endswith("; the previous partition is left in place"), lines
+    if methods == UPLOADS:
+        assert len(lines) == 1, lines
+    else:
+        assert len(lines) == 2 and lines[1].startswith(f"warning: could not give back the lock {out}/.lock: "), lines
+    # Readers still get the previous version, data and report alike.
+    assert storage.published_partitions(out) == {DAY: [old_file]}
+    assert s3_rows(out) == old_rows
+    assert sql_totals(out) == old_totals
+    assert storage.read_report(out, date(2016, 3, 5)) == old_report
+    partition = s3.keys(f"out/submission_date={DAY}")
+    if methods == UPLOADS:  # what the failed run uploaded, it removed
+        assert partition == old_keys
+    else:  # its data file and sidecar are left, unpublished
+        assert len(partition) == len(old_keys) + 2 and set(old_keys) <= set(partition), partition
+
+    result = run("run", "--input", tmp_path / "new", "--output", out, *DATES, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    [new_file] = storage.published_partitions(out)[DAY]
+    assert new_file != old_file
+    names = [location.name(k) for k in s3.keys(f"out/submission_date={DAY}")]
+    assert [n for n in names if n.startswith("part-")] == [location.name(new_file)]
+    assert [n for n in names if n.startswith("_flat-")] == [location.name(storage.published(out)[DAY].sidecar.file)]
+    assert {dict(d)["channel"] for _, d in s3_rows(out)} == {"beta"}
 
 
 def test_leftovers_of_other_dates_are_cleaned_when_old(s3, tmp_path, monkeypatch):
