@@ -1,7 +1,10 @@
-"""Faults during a run (issue 15, item 3): a worker killed, the disk full, the output read-only.
+"""Faults during a run (issue 15, item 3): a worker killed, the disk full, the output
+read-only, and two runs of a date at once.
 
-The S3 cases (500s and dropped connections mid-upload) are in test_s3.py,
-beside the moto server they need. In every case:
+The S3 cases are beside the moto server they need: 500s and dropped
+connections mid-upload in test_s3.py (``test_upload_faults_keep_the_previous_version``;
+a run killed mid-upload: ``test_killed_upload_leaves_previous_version_and_next_run_cleans``).
+In every case:
 
 - the date fails with one clear line on stderr and exit code 1;
 - the previous partition stays whole: ``crash-aggregates sql`` answers what
@@ -11,6 +14,14 @@ beside the moto server they need. In every case:
 
 The disk is real: a small tmpfs, filled to the last byte or remounted
 read-only, in a private mount namespace (``unshare``; tests/faultfs.py).
+Where ``unshare --map-root-user --mount`` does not work the tests fail with
+the reason, never skip.
+
+Runs at once: ``test_two_runs_of_a_date_at_once`` (here, local and S3: two
+plain ``run``s, one waits, the partition is exactly one run's output); the
+output's lock with ``run --catch-up`` in test_catchup.py
+(``test_a_catch_up_skips_while_another_run_holds_the_lock_and_a_run_waits``,
+``test_s3_two_catch_ups_at_once_one_publishes_the_other_skips_and_a_run_waits``).
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from pathlib import Path
 import pytest
 from helpers import run, sql_totals, totals_query
 
-from crash_aggregates import synth
+from crash_aggregates import location, lock, storage, synth
 
 DAY = "2016-03-15"
 DATES = ("--min-submission-date", DAY, "--max-submission-date", DAY)
@@ -178,3 +189,61 @@ def test_killed_worker(tmp_path, inputs):
     assert result.exit_code == 0, result.output
     assert sql_totals(out) == new_totals
     assert files(out) == new_files
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_two_runs_of_a_date_at_once(request, tmp_path, inputs, store):
+    """Two plain ``run``s of the same date into the same output at the same time, each from
+    its own input: the first publishes while the second waits for the output's lock (saying
+    whom for), then the second publishes; the partition is exactly the second input's healthy
+    output (the same data files, byte for byte, and the same sql totals), nothing of the
+    first's left beside it."""
+    (old, _, _), (new, new_totals, new_files) = inputs["old"], inputs["new"]
+    healthy = new.with_name("new-healthy") / f"submission_date={DAY}"
+    if store == "s3":
+        s3 = request.getfixturevalue("s3")
+        out = s3.url("out")
+
+        def lock_taken() -> bool:
+            return lock.LOCK_NAME in [k.rsplit("/", 1)[-1] for k in s3.keys("out")]
+    else:
+        out = str(tmp_path / "out")
+
+        def lock_taken() -> bool:
+            return (tmp_path / "out" / lock.LOCK_NAME).exists()
+
+    def start(input_folder: Path, **env: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "crash_aggregates.cli", *run_args(input_folder, out)]
+        return subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
+    # The first pauses just before its commit (_SUCCESS), holding the lock: the second
+    # starts while the first is surely mid-run, however slow the machine.
+    first = start(old, **{storage.PAUSE_ENV: "15"})
+    deadline = time.monotonic() + 120
+    while not lock_taken():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    second = start(new)
+    _, first_err = first.communicate(timeout=300)
+    _, second_err = second.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second_err
+    assert "waiting" not in first_err
+    assert f"another run holds the lock on {out} (pid {first.pid} on " in second_err
+    assert "waiting for it" in second_err
+    # One run's output, whole: the second's, as a healthy run of its input publishes it.
+    assert sql_totals(out) == new_totals
+    sidecar, data_files = "_flat.parquet.sidecar", sorted(p.name for p in healthy.glob("part-*"))
+    if store == "s3":
+        [published] = storage.published_partitions(out)[DAY]
+        names = s3.keys(f"out/submission_date={DAY}")
+        parts = [k for k in names if location.name(k).startswith("part-")]
+        sidecars = [k for k in names if location.name(k).startswith("_flat-")]
+        assert [location.name(k) for k in parts] == [location.name(published)]
+        assert len(sidecars) == 1
+        got = [s3.fs.cat_file(f"{s3.bucket}/{k}") for k in [*sidecars, *parts]]
+    else:
+        assert files(Path(out)) == new_files
+        got = [(Path(out) / f"submission_date={DAY}" / name).read_bytes() for name in [sidecar, *data_files]]
+    assert got == [(healthy / name).read_bytes() for name in [sidecar, *data_files]]
