@@ -8,8 +8,8 @@ are answered as AWS would answer them.
 
 ``FaultProxy`` sits between a client and the server: it can answer some
 requests with a 503 SlowDown or a 500 InternalError before the server sees
-them (transient errors to retry), drop the connection without an answer or
-cut an answer short, and records every request it forwards.
+them (transient errors to retry), drop the connection halfway through a
+request's body, and records every request it forwards.
 """
 
 from __future__ import annotations
@@ -149,8 +149,9 @@ def make_user(iam, name: str, policy: dict) -> Keys:
 
 
 #: What ``FaultProxy.fault`` may answer, besides None (forward the request) and a status:
-DROP = "drop"  # close the connection without an answer (the request never reaches the server)
-CUT = "cut"  # forward, then send the answer's headers and half its body, and close
+#: close the connection halfway through the request's body, without an answer (the
+#: request never reaches the server).
+DROP = "drop"
 
 
 class FaultProxy:
@@ -160,7 +161,7 @@ class FaultProxy:
     fails the first attempt of every third distinct request (method, path and
     range), so each of those is retried once. ``fault``: a callable given each
     request's method and path that answers None (forward it), a status (500,
-    503, ...), ``DROP`` or ``CUT``. ``failures`` counts the requests failed.
+    503, ...) or ``DROP``. ``failures`` counts the requests failed.
     """
 
     def __init__(self, target: str):
@@ -182,12 +183,13 @@ class FaultProxy:
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
                 status = proxy._fault(self.command, self.path, self.headers.get("Range"))
-                if status == DROP:
+                if status == DROP:  # mid-body: half of it read, then the connection closed
+                    self.rfile.read(length // 2)
                     self.close_connection = True
                     return
-                if status and status != CUT:
+                body = self.rfile.read(length) if length else b""
+                if status:
                     code = "SlowDown" if status == 503 else "InternalError"
                     payload = (
                         f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
@@ -217,10 +219,7 @@ class FaultProxy:
                 length = response.getheader("Content-Length") if self.command == "HEAD" else None
                 self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
-                if status == CUT:  # the answer begun, then the connection lost
-                    self.wfile.write(data[: len(data) // 2])
-                    self.close_connection = True
-                elif self.command != "HEAD":
+                if self.command != "HEAD":
                     self.wfile.write(data)
                 conn.close()
                 with proxy._lock:

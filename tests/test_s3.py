@@ -354,7 +354,7 @@ UPLOADS, WRITES = ("PUT", "POST"), ("PUT", "POST", "DELETE")
     ],
 )
 def test_upload_faults_keep_the_previous_version(s3, tmp_path, fault, first_failed, methods):
-    """The store answers 500, or drops the connection without an answer, from an upload of
+    """The store answers 500, or drops the connection halfway through the body, from an upload of
     the run on: the second (the data file; the first is the output's lock) or the fourth
     (the report, after the data file and the sidecar went up). The date fails in one line,
     readers keep the previous version, the failed run removes what it uploaded, and the
