@@ -24,6 +24,7 @@ import gzip
 import json
 import math
 import tempfile
+import warnings
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +38,7 @@ from hypothesis import strategies as st
 from pingstrategies import D, blank_lines, ping_files, pings
 
 from crash_aggregates import sources
-from crash_aggregates.aggregate import DayAggregate
+from crash_aggregates.aggregate import DayAggregate, Sums
 from crash_aggregates.config import DEFAULT_MAX_LINE_SIZE, default_config
 from crash_aggregates.engines import embedded
 from crash_aggregates.pings import PingRules
@@ -267,6 +268,16 @@ def test_one_and_two_workers_agree_with_one_pass(files, compressions, split_byte
     assert one.oversized_lines == two.oversized_lines
     assert (one.processed, one.ignored) == day_counters(files, limit)
     assert close_stats(one.aggregates, one_pass(files, limit).aggregates)
+
+
+def test_sums_past_the_largest_double_are_inf_without_a_warning():
+    """Found by (c) with 2 workers: counts of 1e308 merged from two workers overflowed in
+    numpy's addition, which warned on stderr; the sum is inf, as ``a + b`` gives it."""
+    sums = Sums.of({("2016-03-15", ("x",)): [1e308, 1.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sums.merge({("2016-03-15", ("x",)): [1e308, 2.0]})
+    assert list(sums.values) == [math.inf, 3.0]
 
 
 # What differs between two runs of the same input, and nothing else: the report's

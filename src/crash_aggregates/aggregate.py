@@ -324,7 +324,10 @@ class Sums(Mapping):
         if not new.all():
             old = ~new
             ours = np.frombuffer(self.values, np.float64).reshape(-1, self.width)
-            ours[np.frombuffer(targets, np.int64)[old]] += theirs[old]  # keys are unique: one addition per row
+            # Keys are unique: one addition per row. A sum past the largest double is
+            # inf, as ``a + b`` gives it in Python, without numpy's warning on stderr.
+            with np.errstate(over="ignore"):
+                ours[np.frombuffer(targets, np.int64)[old]] += theirs[old]
             del ours  # (the array cannot grow while numpy holds its buffer)
             self.values.frombytes(theirs[new].tobytes())
         else:
