@@ -323,14 +323,25 @@ def render(con: Console, results: dict, summary: dict) -> None:
     warm = summary["rows"].get("realistic-2x", {}).get("medians", {})
     if "spark-warm" in warm or "embedded-warm" in warm:
         table = Table(title=f"Warm engines on realistic-2x (aggregate_day alone, {cores} cores)")
-        for col in ("engine", "seconds", "MB/s", "MB/s per core"):
+        for col in ("engine", "seconds", "MB/s", "MB/s per core", "CPU seconds", "MB per CPU-second"):
             table.add_column(col, justify="left" if col == "engine" else "right")
+        measurements = results["corpora"]["realistic-2x"]["measurements"]
+        mb = results["corpora"]["realistic-2x"]["corpus"]["uncompressed_bytes"] / MB
         for kind in ("embedded-warm", "spark-warm"):
             m = warm.get(kind)
             if m and "mb_per_s" in m:
-                table.add_row(kind, f"{m['seconds']:.2f}", f"{m['mb_per_s']:,.0f}", f"{m['mb_per_s'] / cores:,.0f}")
+                cpus = [r["result"]["cpu_seconds"] for r in measurements[kind]["runs"] if "cpu_seconds" in r["result"]]
+                cpu = statistics.median(cpus) if cpus else None
+                table.add_row(
+                    kind,
+                    f"{m['seconds']:.2f}",
+                    f"{m['mb_per_s']:,.0f}",
+                    f"{m['mb_per_s'] / cores:,.0f}",
+                    "" if cpu is None else f"{cpu:.2f}",
+                    "" if not cpu else f"{mb / cpu:,.0f}",
+                )
             elif m:
-                table.add_row(kind, "", _fmt(m, "mb_per_s"), "")
+                table.add_row(kind, "", _fmt(m, "mb_per_s"), "", "", "")
         con.print(table)
 
     verdict = Table(
