@@ -106,30 +106,6 @@ def write_input(root: Path, profile: str, pings: int, files: int) -> tuple[int, 
     return raw, sum(p.stat().st_size for p in folder.iterdir())
 
 
-def tree_cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process and all its descendants (Linux /proc)."""
-    pid = pid or os.getpid()
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += cpu.get(p, 0.0)
-        todo.extend(children.get(p, []))
-    return total
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=["realistic", "small"], default="realistic")
@@ -140,6 +116,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO / "src"))
+    sys.path.insert(0, str(REPO))
+    from benchmarks.warm_engines import tree_cpu_seconds
     from crash_aggregates.config import default_config
     from crash_aggregates.engines import spark
     from crash_aggregates.engines.embedded import aggregate_split
