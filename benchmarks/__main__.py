@@ -72,10 +72,8 @@ def command(kind: str, corpus: Corpus, out: Path, spark_master: bool) -> list[st
         return [*job, "--engine", "spark", *(["--spark-master", f"local[{CORES}]"] if spark_master else [])]
     if kind in WARM_KINDS:  # aggregate_day alone, in a process that has run the day before (warm_engines.py)
         engine = kind.removesuffix("-warm")
-        return [sys.executable, "-m", "benchmarks.warm_engines", engine, corpus.root, "--date", corpus.day] + [
-            "--cores",
-            str(CORES),
-        ]
+        script = [sys.executable, "-m", "benchmarks.warm_engines", engine, corpus.root]
+        return [*script, "--date", corpus.day, "--cores", str(CORES)]
     extra = ["--date", corpus.day, "--out", str(out / "duckdb.parquet")] if kind == "duckdb" else []
     extra = ["--date", corpus.day] if kind == "scan" else extra
     return [sys.executable, "-m", "benchmarks.baselines", kind, *extra, *corpus.paths]

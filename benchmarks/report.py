@@ -103,8 +103,10 @@ def _median_of(corpus: dict, m: dict) -> dict:
     if not ok:
         return {"error": m["runs"][-1].get("error", "failed")}
     seconds = statistics.median(r["seconds"] for r in ok)
+    cpus = [r["result"]["cpu_seconds"] for r in ok if "cpu_seconds" in r.get("result", {})]  # warm_engines.py's
     return {
         "seconds": seconds,
+        **({"cpu_seconds": statistics.median(cpus)} if cpus else {}),
         "mb_per_s": corpus["uncompressed_bytes"] / MB / seconds,
         "pings_per_s": corpus["pings"] / seconds,
         "runs": len(ok),
@@ -325,13 +327,11 @@ def render(con: Console, results: dict, summary: dict) -> None:
         table = Table(title=f"Warm engines on realistic-2x (aggregate_day alone, {cores} cores)")
         for col in ("engine", "seconds", "MB/s", "MB/s per core", "CPU seconds", "MB per CPU-second"):
             table.add_column(col, justify="left" if col == "engine" else "right")
-        measurements = results["corpora"]["realistic-2x"]["measurements"]
         mb = results["corpora"]["realistic-2x"]["corpus"]["uncompressed_bytes"] / MB
         for kind in ("embedded-warm", "spark-warm"):
             m = warm.get(kind)
             if m and "mb_per_s" in m:
-                cpus = [r["result"]["cpu_seconds"] for r in measurements[kind]["runs"] if "cpu_seconds" in r["result"]]
-                cpu = statistics.median(cpus) if cpus else None
+                cpu = m.get("cpu_seconds")
                 table.add_row(
                     kind,
                     f"{m['seconds']:.2f}",
